@@ -1,0 +1,125 @@
+"""Global attention over encoder outputs, chosen by name through `get()`.
+
+Every attention splits into `project_keys(memory)`, computed once per source sentence (also
+once per decoded sentence, not once per step), and `score(query, keys)`. Adding a type is one
+class here plus one entry in `ATTENTIONS`; the decoder never switches on the name.
+"""
+
+import keras
+from keras import ops
+
+NEG_INF = -1e9
+
+
+class Attention(keras.layers.Layer):
+    """Base class: masked softmax over source positions and the weighted sum of memory.
+
+    Args:
+        units: size of the projected keys (the decoder's hidden size).
+
+    Call arguments:
+        query: (batch, tgt_len, units) decoder outputs.
+        memory: (batch, src_len, memory_dim) encoder outputs.
+        keys: `project_keys(memory)`.
+        memory_mask: (batch, src_len) bool, False at source padding (weight 0 there).
+
+    Returns:
+        context (batch, tgt_len, memory_dim) and weights (batch, tgt_len, src_len), float32
+        softmax cast back to the compute dtype (safe under mixed precision).
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.supports_masking = True
+
+    def project_keys(self, memory):
+        return memory
+
+    def score(self, query, keys):
+        raise NotImplementedError
+
+    def call(self, query, memory, keys, memory_mask):
+        scores = ops.cast(self.score(query, keys), "float32")  # (batch, tgt_len, src_len)
+        scores = ops.where(ops.expand_dims(memory_mask, 1), scores, NEG_INF)
+        weights = ops.cast(ops.softmax(scores, axis=-1), memory.dtype)
+        return ops.matmul(weights, memory), weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class DotAttention(Attention):
+    """Luong et al. (2015) "dot": score = q . h_s (memory size must equal `units`)."""
+
+    def score(self, query, keys):
+        return ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class GeneralAttention(DotAttention):
+    """Luong et al. (2015) "general": score = q . W h_s, with W applied once to the memory."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
+        self.key_projection = keras.layers.Dense(units, use_bias=False, name="key_projection")
+
+    def project_keys(self, memory):
+        return self.key_projection(memory)
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class AdditiveAttention(Attention):
+    """Bahdanau et al. (2015) additive attention: score = v . tanh(W1 q + W2 h_s).
+
+    Keras's own `AdditiveAttention` has no W1/W2, so they are here. With `normalize=True` the
+    vector v is weight-normalised (v = g * v / |v|) and a bias is added inside the tanh, as in
+    the normalized Bahdanau attention of tensorflow/nmt. Materialises (batch, tgt, src, units).
+    """
+
+    def __init__(self, units, normalize=False, **kwargs):
+        super().__init__(units, **kwargs)
+        self.normalize = normalize
+        self.query_projection = keras.layers.Dense(units, use_bias=False, name="query_projection")
+        self.key_projection = keras.layers.Dense(units, use_bias=False, name="key_projection")
+
+    def build(self, query_shape, memory_shape, keys_shape=None, memory_mask_shape=None):
+        self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
+        if self.normalize:
+            self.g = self.add_weight(name="g", shape=(), initializer="ones")
+            self.b = self.add_weight(name="b", shape=(self.units,), initializer="zeros")
+
+    def project_keys(self, memory):
+        return self.key_projection(memory)
+
+    def score(self, query, keys):
+        hidden = ops.expand_dims(self.query_projection(query), 2) + ops.expand_dims(keys, 1)
+        v = ops.cast(self.v, hidden.dtype)
+        if self.normalize:
+            v = ops.cast(self.g, hidden.dtype) * v / ops.sqrt(ops.sum(v * v))
+            hidden = hidden + ops.cast(self.b, hidden.dtype)
+        return ops.sum(v * ops.tanh(hidden), axis=-1)  # (batch, tgt_len, src_len)
+
+    def get_config(self):
+        return {**super().get_config(), "normalize": self.normalize}
+
+
+ATTENTIONS = {
+    "dot": (DotAttention, {}),
+    "general": (GeneralAttention, {}),
+    "luong": (GeneralAttention, {}),
+    "concat": (AdditiveAttention, {}),
+    "bahdanau": (AdditiveAttention, {}),
+    "bahdanau_normalized": (AdditiveAttention, {"normalize": True}),
+}
+
+
+def get(identifier, units, **kwargs):
+    """Builds the attention layer registered under the name `identifier`."""
+    if identifier not in ATTENTIONS:
+        raise ValueError(
+            f"model.attention={identifier!r} is unknown; choose one of {sorted(ATTENTIONS)}"
+        )
+    cls, defaults = ATTENTIONS[identifier]
+    return cls(units, **{**defaults, **kwargs})

@@ -1,0 +1,92 @@
+"""Typed configuration schema: Hydra checks every YAML value and override against it.
+
+Plain dataclasses (no Hydra import): the entry points register them in Hydra's ConfigStore.
+Defaults live in the YAML files under conf/; MISSING fields must come from there.
+"""
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = MISSING
+    model_type: str = MISSING
+    joint: bool = MISSING
+
+
+@dataclass
+class DataConfig:
+    source: str = MISSING
+    data_dir: str = MISSING
+    source_language: str = MISSING
+    target_language: str = MISSING
+    max_source_length: int = MISSING
+    max_target_length: int = MISSING
+    batch_tokens: int = MISSING
+    batch_sentences: int | None = None
+    shuffle_buffer: int = MISSING
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    # numbers
+    train_size: int | None = None
+    validation_size: int | None = None
+    test_size: int | None = None
+    min_number: int | None = None
+    max_number: int | None = None
+    seed: int | None = None
+    # multi30k
+    manual_dir: str | None = None
+    # text
+    train_prefix: str | None = None
+    validation_prefix: str | None = None
+    test_prefix: str | None = None
+    # tfds catalog
+    name: str | None = None
+
+
+@dataclass
+class ModelConfig:
+    embedding_dim: int = MISSING
+    units: int = MISSING
+    encoder_layers: int = MISSING
+    decoder_layers: int = MISSING
+    bidirectional: bool = MISSING
+    attention: str = MISSING
+    dropout: float = MISSING
+    bridge: str = MISSING
+    residual: bool = MISSING
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = MISSING
+    max_minutes: float | None = None
+    learning_rate: float = MISSING
+    clipnorm: float | None = None
+    label_smoothing: float = MISSING
+    precision: str = MISSING
+    log_every_n_steps: int = MISSING
+    bleu_every_n_epochs: int = MISSING
+    validation_max_sentences: int = MISSING
+
+
+@dataclass
+class DecodeConfig:
+    beam_size: int = MISSING
+    alpha: float = MISSING
+    n_best: int = MISSING
+    max_length_ratio: float = MISSING
+    max_length_offset: int = MISSING
+    max_input_length: int = MISSING
+    batch_size: int = MISSING
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    seed: int = MISSING
+    export: bool = MISSING

@@ -1,0 +1,379 @@
+"""Greedy and GNMT-style beam search over a model step function.
+
+The search is written by hand in core TensorFlow ops because no maintained Keras 3 library offers
+GNMT beam search: keras_hub's `BeamSampler` has no length penalty, no per-beam EOS handling and no
+finished set, and tf-models-official's `beam_search` needs `tf_keras` and TF 2.20.
+
+Decoding talks to the model only through a step function and knows nothing about LSTMs:
+
+    step_fn(tokens, state, memory) -> (logits, new_state)
+
+- `tokens`: int32 `(N,)`, the previous token of each hypothesis (BOS at the first step).
+- `state`: nested structure of tensors with leading dim `N` that changes every step (LSTM h, c).
+- `memory`: nested structure of tensors with leading dim `N` that never changes (encoder outputs,
+  source mask).
+- `logits`: float `(N, vocab_size)`.
+
+Both searches run eagerly, inside `tf.function`, and inside a SavedModel traced with an unknown
+batch size (`tf.while_loop` over fixed-size token buffers). Each sentence's result depends only on
+its own inputs: a finished sentence is frozen, so it decodes the same alone and inside a batch.
+
+Reference: Wu et al. 2016, "Google's Neural Machine Translation System" (GNMT), section 7.
+"""
+
+import functools
+from typing import NamedTuple
+
+import tensorflow as tf
+
+PAD_ID = 0
+NEG_INF = float("-inf")
+
+
+class _Config(NamedTuple):
+    """Search settings shared by the step functions."""
+
+    bos_id: int
+    eos_id: int
+    min_length: int
+    beam_size: int = 1
+    alpha: float = 0.0
+
+
+class _GreedyLoop(NamedTuple):
+    """Loop variables of greedy search (`B` sentences, `L` output positions)."""
+
+    step: tf.Tensor  # () number of tokens generated so far
+    tokens: tf.Tensor  # (B,) previous token
+    state: object  # nested, leading dim B
+    ids: tf.Tensor  # (B, L)
+    scores: tf.Tensor  # (B,)
+    done: tf.Tensor  # (B,) bool
+
+
+class _BeamLoop(NamedTuple):
+    """Loop variables of beam search (`B` sentences, `K` beams, `L` output positions)."""
+
+    step: tf.Tensor  # () number of tokens generated so far
+    tokens: tf.Tensor  # (B*K,) last token of each alive beam
+    state: object  # nested, leading dim B*K
+    alive_seq: tf.Tensor  # (B, K, L)
+    alive_logp: tf.Tensor  # (B, K) sum of log-probs, -inf for empty slots
+    fin_seq: tf.Tensor  # (B, K, L)
+    fin_score: tf.Tensor  # (B, K) length-normalised score, -inf for empty slots
+    done: tf.Tensor  # (B,) bool
+
+
+class _Candidates(NamedTuple):
+    """The 2K best one-token extensions of the alive beams of each sentence."""
+
+    logp: tf.Tensor  # (B, 2K)
+    parent: tf.Tensor  # (B, 2K) index of the alive beam that was extended
+    token: tf.Tensor  # (B, 2K)
+    seq: tf.Tensor  # (B, 2K, L)
+
+
+# === Shared helpers ===
+
+
+def _length_penalty(length, alpha):
+    """GNMT length penalty `((5 + length) / 6) ** alpha`, as float32."""
+    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+def _log_probs(logits, step, config):
+    """Float32 log-softmax with PAD and BOS masked, and EOS masked before `min_length` tokens."""
+    vocab = tf.range(tf.shape(logits)[-1])
+    banned = tf.equal(vocab, PAD_ID) | tf.equal(vocab, config.bos_id)
+    banned |= tf.equal(vocab, config.eos_id) & (step < config.min_length)
+    logits = tf.where(banned, NEG_INF, tf.cast(logits, tf.float32))
+    return tf.nn.log_softmax(logits, axis=-1)
+
+
+def _write_tokens(seq, tokens, step):
+    """Writes `tokens` `(...)` at position `step` of `seq` `(..., L)`."""
+    at_step = tf.equal(tf.range(tf.shape(seq)[-1]), step)
+    return tf.where(at_step, tokens[..., None], seq)
+
+
+def _freeze(done, new, old):
+    """Keeps `old` for the sentences already `done` (leading dim B) and takes `new` elsewhere."""
+    done = tf.reshape(done, [-1] + [1] * (new.shape.rank - 1))
+    return tf.where(done, old, new)
+
+
+def _prepare_max_lengths(max_lengths, max_output_length):
+    """Casts `max_lengths` to int32 in `[1, L]` and returns it with the output length `L`.
+
+    `L` is `max_output_length` when given (a static size, as XLA needs), else `max(max_lengths)`.
+    """
+    max_lengths = tf.maximum(tf.cast(max_lengths, tf.int32), 1)
+    if max_output_length is None:
+        return max_lengths, tf.reduce_max(max_lengths)
+    return tf.minimum(max_lengths, max_output_length), tf.constant(max_output_length)
+
+
+def _run_loop(body, loop, max_len):
+    """Applies `body` until every sentence is done or `max_len` tokens were generated."""
+    return tf.while_loop(
+        lambda loop: (loop.step < max_len) & ~tf.reduce_all(loop.done),
+        lambda loop: (body(loop),),
+        (loop,),
+    )[0]
+
+
+# === Greedy search ===
+
+
+def _greedy_step(loop, *, step_fn, memory, max_lengths, config):
+    """Appends the arg-max token to every unfinished sentence."""
+    logits, state = step_fn(loop.tokens, loop.state, memory)
+    log_probs = _log_probs(logits, loop.step, config)  # (B, V)
+    token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+    token_logp = tf.gather(log_probs, token, batch_dims=1)
+    token = tf.where(loop.done, PAD_ID, token)
+    scores = loop.scores + tf.where(loop.done, 0.0, token_logp)
+    finished = tf.equal(token, config.eos_id) | (loop.step + 1 >= max_lengths)
+    return _GreedyLoop(
+        step=loop.step + 1,
+        tokens=token,
+        state=state,
+        ids=_write_tokens(loop.ids, token, loop.step),
+        scores=scores,
+        done=loop.done | finished,
+    )
+
+
+def _initial_greedy_loop(state, batch, max_len, bos_id):
+    """Greedy loop variables before the first step."""
+    return _GreedyLoop(
+        step=tf.constant(0),
+        tokens=tf.fill([batch], tf.constant(bos_id, tf.int32)),
+        state=state,
+        ids=tf.zeros([batch, max_len], tf.int32),
+        scores=tf.zeros([batch], tf.float32),
+        done=tf.zeros([batch], tf.bool),
+    )
+
+
+def greedy_search(
+    step_fn,
+    state,
+    memory,
+    *,
+    bos_id,
+    eos_id,
+    max_lengths,
+    min_length=0,
+    max_output_length=None,
+):
+    """Greedy (arg-max) decoding.
+
+    Args:
+        step_fn: `step_fn(tokens, state, memory) -> (logits, new_state)`, see the module docstring.
+        state: nested structure of tensors with leading dim `B`, the initial decoder state.
+        memory: nested structure of tensors with leading dim `B` that never changes.
+        bos_id: token fed at the first step; never generated.
+        eos_id: end-of-sentence token.
+        max_lengths: int `(B,)`, per-sentence maximum number of generated tokens (incl. EOS).
+        min_length: EOS is forbidden while fewer than `min_length` tokens have been generated.
+        max_output_length: optional Python int, a static output length `L` (`max_lengths` is
+            clipped to it). Set it under `jit_compile=True`: otherwise `L = max(max_lengths)` is
+            data-dependent and XLA recompiles for every new `max_lengths` value.
+
+    Returns:
+        `(ids, scores)`: int32 `(B, L)` generated tokens without BOS, EOS included when produced,
+        `0` (PAD) after it, with `L = max(max_lengths)`; float32 `(B,)` sum of the log-probs of
+        the chosen tokens (incl. EOS). `L` is `max_output_length` when given.
+    """
+    config = _Config(bos_id=bos_id, eos_id=eos_id, min_length=min_length)
+    max_lengths, max_len = _prepare_max_lengths(max_lengths, max_output_length)
+    loop = _initial_greedy_loop(state, tf.shape(max_lengths)[0], max_len, bos_id)
+    body = functools.partial(
+        _greedy_step, step_fn=step_fn, memory=memory, max_lengths=max_lengths, config=config
+    )
+    loop = _run_loop(body, loop, max_len)
+    return loop.ids, loop.scores
+
+
+# === Beam search helpers ===
+
+
+def _tile_beams(structure, beam_size):
+    """Repeats every tensor of `structure` `beam_size` times: `(B, ...)` -> `(B*K, ...)`."""
+    return tf.nest.map_structure(lambda x: tf.repeat(x, beam_size, axis=0), structure)
+
+
+def _gather_beams(tensor, indices):
+    """Picks beams per sentence: `tensor` `(B, K, ...)`, `indices` `(B, M)` -> `(B, M, ...)`."""
+    return tf.gather(tensor, indices, batch_dims=1)
+
+
+def _reorder_state(state, parent, beam_size):
+    """Reorders the flat `(B*K, ...)` state so that beam `k` continues from `parent[b, k]`."""
+    offsets = tf.range(tf.shape(parent)[0])[:, None] * beam_size
+    flat = tf.reshape(parent + offsets, [-1])  # (B*K,)
+    return tf.nest.map_structure(lambda x: tf.gather(x, flat), state)
+
+
+def _top_candidates(alive_logp, log_probs, alive_seq, step):
+    """Returns the 2K best one-token extensions of the alive beams (`log_probs` `(B, K, V)`)."""
+    beam_size = alive_logp.shape[1]
+    vocab = tf.shape(log_probs)[-1]
+    flat = tf.reshape(alive_logp[:, :, None] + log_probs, [tf.shape(log_probs)[0], -1])
+    logp, index = tf.math.top_k(flat, k=2 * beam_size)  # (B, 2K), sorted
+    parent, token = index // vocab, index % vocab
+    seq = _write_tokens(_gather_beams(alive_seq, parent), token, step)
+    return _Candidates(logp=logp, parent=parent, token=token, seq=seq)
+
+
+def _update_alive(candidates, finishing, beam_size):
+    """New alive set: the K best candidates that do not finish at this step."""
+    logp, pos = tf.math.top_k(tf.where(finishing, NEG_INF, candidates.logp), k=beam_size)
+    return (
+        logp,
+        _gather_beams(candidates.seq, pos),
+        _gather_beams(candidates.token, pos),
+        _gather_beams(candidates.parent, pos),
+    )
+
+
+def _update_finished(fin_seq, fin_score, candidates, finishing, penalty, beam_size):
+    """New finished set: the K best of the old finished and the finishing candidates.
+
+    `penalty` is the length penalty of the candidates' length; old entries come first so that
+    ties keep them.
+    """
+    new_score = tf.where(finishing, candidates.logp / penalty, NEG_INF)
+    score = tf.concat([fin_score, new_score], axis=1)  # (B, 3K)
+    seq = tf.concat([fin_seq, candidates.seq], axis=1)
+    score, pos = tf.math.top_k(score, k=beam_size)
+    return _gather_beams(seq, pos), score
+
+
+def _sentence_done(alive_logp, fin_score, at_max, max_lengths, alpha):
+    """Sentences whose finished set can no longer change.
+
+    A sentence is done at its max length, when no alive beam is left, or when its worst finished
+    score beats the best score an alive beam could still reach: the best alive log-prob divided by
+    the length penalty at the sentence's max length (an upper bound for `alpha >= 0`, since
+    log-probs only decrease and the penalty only grows).
+    """
+    best_alive = alive_logp[:, 0]
+    bound = best_alive / _length_penalty(max_lengths, alpha)
+    no_alive = tf.equal(best_alive, NEG_INF)
+    return at_max | no_alive | (fin_score[:, -1] > bound)
+
+
+def _beam_step(loop, *, step_fn, memory, max_lengths, config):
+    """One step of GNMT beam search for every sentence not yet done."""
+    k = config.beam_size
+    logits, state = step_fn(loop.tokens, loop.state, memory)
+    log_probs = _log_probs(logits, loop.step, config)
+    log_probs = tf.reshape(log_probs, [-1, k, tf.shape(log_probs)[-1]])  # (B, K, V)
+    cands = _top_candidates(loop.alive_logp, log_probs, loop.alive_seq, loop.step)
+    at_max = loop.step + 1 >= max_lengths  # (B,)
+    finishing = tf.equal(cands.token, config.eos_id) | at_max[:, None]  # (B, 2K)
+    alive_logp, alive_seq, tokens, parent = _update_alive(cands, finishing, k)
+    penalty = _length_penalty(loop.step + 1, config.alpha)
+    fin_seq, fin_score = _update_finished(
+        loop.fin_seq, loop.fin_score, cands, finishing, penalty, k
+    )
+    done = _sentence_done(alive_logp, fin_score, at_max, max_lengths, config.alpha)
+    return _BeamLoop(
+        step=loop.step + 1,
+        tokens=tf.reshape(tokens, [-1]),
+        state=_reorder_state(state, parent, k),
+        alive_seq=alive_seq,
+        alive_logp=alive_logp,
+        # Only the finished set is returned, so only it is frozen once a sentence is done.
+        fin_seq=_freeze(loop.done, fin_seq, loop.fin_seq),
+        fin_score=_freeze(loop.done, fin_score, loop.fin_score),
+        done=loop.done | done,
+    )
+
+
+def _initial_beam_loop(state, batch, max_len, config):
+    """Beam loop variables before the first step: only beam 0 of each sentence is live."""
+    k = config.beam_size
+    first_beam = tf.one_hot(0, k, on_value=0.0, off_value=NEG_INF)  # (K,)
+    return _BeamLoop(
+        step=tf.constant(0),
+        tokens=tf.fill([batch * k], tf.constant(config.bos_id, tf.int32)),
+        state=_tile_beams(state, k),
+        alive_seq=tf.zeros([batch, k, max_len], tf.int32),
+        alive_logp=tf.tile(first_beam[None, :], [batch, 1]),
+        fin_seq=tf.zeros([batch, k, max_len], tf.int32),
+        fin_score=tf.fill([batch, k], NEG_INF),
+        done=tf.zeros([batch], tf.bool),
+    )
+
+
+def _check_beam_args(beam_size, alpha, n_best):
+    """Raises `ValueError` for settings the search does not support."""
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}.")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best must be between 1 and beam_size={beam_size}, got {n_best}.")
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0 (early stopping relies on it), got {alpha}.")
+
+
+def beam_search(
+    step_fn,
+    state,
+    memory,
+    *,
+    beam_size,
+    alpha,
+    bos_id,
+    eos_id,
+    max_lengths,
+    min_length=0,
+    n_best=1,
+    max_output_length=None,
+):
+    """GNMT beam search with alive/finished sets, length penalty and per-sentence early stop.
+
+    Each step extends the K alive beams of a sentence, keeps the 2K best candidates, makes the K
+    best non-EOS ones the new alive set, and merges the EOS candidates into the K-best finished set
+    with score `sum log-prob / ((5 + len) / 6) ** alpha` (`len` counts EOS). At its max length
+    every candidate of a sentence counts as finished, so unfinished beams are scored with their
+    length. Only `state` is reordered each step; `memory` is tiled once.
+
+    Args:
+        step_fn: `step_fn(tokens, state, memory) -> (logits, new_state)`, see the module docstring.
+        state: nested structure of tensors with leading dim `B`, the initial decoder state.
+        memory: nested structure of tensors with leading dim `B` that never changes.
+        beam_size: number of beams `K` per sentence.
+        alpha: length-penalty exponent, `>= 0`.
+        bos_id: token fed at the first step; never generated.
+        eos_id: end-of-sentence token.
+        max_lengths: int `(B,)`, per-sentence maximum number of generated tokens (incl. EOS).
+        min_length: EOS is forbidden while fewer than `min_length` tokens have been generated.
+        n_best: number of hypotheses returned per sentence, `1 <= n_best <= beam_size`.
+        max_output_length: optional Python int, a static output length `L` (`max_lengths` is
+            clipped to it). Set it under `jit_compile=True`: otherwise `L = max(max_lengths)` is
+            data-dependent and XLA recompiles for every new `max_lengths` value.
+
+    Returns:
+        `(ids, scores)`: int32 `(B, n_best, L)` tokens (no BOS, EOS included, `0` after it) with
+        `L = max(max_lengths)` (or `max_output_length`); float32 `(B, n_best)` normalised scores,
+        best first (`-inf` when a sentence has fewer than `n_best` possible hypotheses).
+
+    Raises:
+        ValueError: if `beam_size < 1`, `n_best` is not in `[1, beam_size]`, or `alpha < 0`.
+    """
+    _check_beam_args(beam_size, alpha, n_best)
+    config = _Config(bos_id, eos_id, min_length, beam_size=beam_size, alpha=float(alpha))
+    max_lengths, max_len = _prepare_max_lengths(max_lengths, max_output_length)
+    loop = _initial_beam_loop(state, tf.shape(max_lengths)[0], max_len, config)
+    body = functools.partial(
+        _beam_step,
+        step_fn=step_fn,
+        memory=_tile_beams(memory, beam_size),
+        max_lengths=max_lengths,
+        config=config,
+    )
+    loop = _run_loop(body, loop, max_len)
+    return loop.fin_seq[:, :n_best], loop.fin_score[:, :n_best]

@@ -1,0 +1,48 @@
+"""Translating lists of sentences in length-sorted batches, and scoring them."""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from seq2seq import metrics
+
+
+def translate_sentences(translate_fn, sentences, batch_size):
+    """Translates in batches of similar length (less padding); returns outputs in input order.
+
+    `translate_fn` maps a (batch,) tf.string tensor to {"translation": (batch,) tf.string}.
+    """
+    order = np.argsort([len(s.split()) for s in sentences], kind="stable")
+    outputs = [""] * len(sentences)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = tf.constant([sentences[i] for i in chunk], tf.string)
+        translated = translate_fn(batch)["translation"].numpy()
+        for i, text in zip(chunk, translated):
+            outputs[i] = text.decode("utf-8")
+    return outputs
+
+
+def split_texts(ds, limit=None):
+    """A {"source", "target"} dataset -> (sources, references) Python string lists."""
+    if limit:
+        ds = ds.take(limit)
+    sources, references = [], []
+    for ex in ds.as_numpy_iterator():
+        sources.append(ex["source"].decode("utf-8"))
+        references.append(ex["target"].decode("utf-8"))
+    return sources, references
+
+
+def evaluate(translate_fn, sources, references, *, batch_size, exact_match=False):
+    """BLEU and chrF (with signatures), sentences/s, and exact match when asked."""
+    start = time.monotonic()
+    hypotheses = translate_sentences(translate_fn, sources, batch_size)
+    seconds = time.monotonic() - start
+    scores = metrics.corpus_scores(hypotheses, references)
+    scores["sentences"] = len(sources)
+    scores["sentences_per_second"] = len(sources) / max(seconds, 1e-9)
+    if exact_match:
+        scores["exact_match"] = metrics.exact_match(hypotheses, references)
+    return scores, hypotheses

@@ -1,0 +1,183 @@
+"""In-graph translation (string -> string) and its export as a self-contained SavedModel.
+
+The SavedModel holds the SentencePiece models, the network and the decoding loop. Loading it
+needs only `tensorflow` and `tensorflow_text` (import it first: it registers the SentencePiece
+op), never this package.
+"""
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from seq2seq import decoding
+from seq2seq.files import replace_dir
+from seq2seq.tokenizers import BOS_ID, EOS_ID
+
+log = logging.getLogger(__name__)
+
+TEXT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="text")]
+
+
+class InGraphTranslator:
+    """Tokenize -> encode -> greedy or beam search -> detokenize, all TensorFlow ops.
+
+    Args:
+        model: a `seq2seq.model.Translator`.
+        source_tokenizer, target_tokenizer: `tensorflow_text.SentencepieceTokenizer`s.
+        beam_size: 1 decodes greedily.
+        alpha: GNMT length-penalty exponent.
+        n_best: hypotheses returned by `translate_nbest` (≤ beam_size).
+        max_length_ratio, max_length_offset: a sentence of n source pieces gets at most
+            ratio * n + offset target pieces (EOS included).
+        max_input_length: source pieces kept; longer inputs are truncated (documented).
+    """
+
+    def __init__(
+        self,
+        model,
+        source_tokenizer,
+        target_tokenizer,
+        *,
+        beam_size,
+        alpha,
+        n_best,
+        max_length_ratio,
+        max_length_offset,
+        max_input_length,
+    ):
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.beam_size = beam_size
+        self.alpha = alpha
+        self.n_best = min(n_best, beam_size)
+        self.max_length_ratio = max_length_ratio
+        self.max_length_offset = max_length_offset
+        self.max_input_length = max_input_length
+
+    def encode_text(self, text):
+        """(batch,) strings -> right-padded source ids (batch, >=1) and their lengths."""
+        pieces = self.source_tokenizer.tokenize(tf.strings.strip(text))[:, : self.max_input_length]
+        ids = pieces.to_tensor(0)
+        ids = tf.pad(ids, [[0, 0], [0, 1 - tf.minimum(tf.shape(ids)[1], 1)]])  # at least 1 column
+        return ids, tf.cast(pieces.row_lengths(), tf.int32)
+
+    def max_output_lengths(self, source_lengths):
+        lengths = tf.cast(source_lengths, tf.float32) * self.max_length_ratio
+        return tf.cast(tf.math.ceil(lengths), tf.int32) + self.max_length_offset
+
+    def search(self, text, beam_size, n_best):
+        """Returns ids (batch, n_best, len), scores (batch, n_best) and source lengths."""
+        ids, lengths = self.encode_text(text)
+        state, memory = self.model.encode(ids)
+        kwargs = dict(bos_id=BOS_ID, eos_id=EOS_ID, max_lengths=self.max_output_lengths(lengths))
+        if beam_size == 1:
+            out, scores = decoding.greedy_search(self.model.decode_step, state, memory, **kwargs)
+            return out[:, None, :], scores[:, None], lengths
+        out, scores = decoding.beam_search(
+            self.model.decode_step,
+            state,
+            memory,
+            beam_size=beam_size,
+            alpha=self.alpha,
+            n_best=n_best,
+            **kwargs,
+        )
+        return out, scores, lengths
+
+    def detokenize(self, ids, source_lengths):
+        """(batch, len) ids -> strings; an empty (or whitespace-only) input gives ""."""
+        text = self.target_tokenizer.detokenize(tf.RaggedTensor.from_tensor(ids, padding=0))
+        return tf.where(source_lengths > 0, text, tf.zeros_like(text))
+
+    def translate(self, text):
+        def run():
+            ids, _, lengths = self.search(text, self.beam_size, 1)
+            return self.detokenize(ids[:, 0, :], lengths)
+
+        return {"translation": _unless_empty(text, run, lambda: tf.zeros([0], tf.string))}
+
+    def translate_nbest(self, text):
+        def run():
+            ids, scores, lengths = self.search(text, self.beam_size, self.n_best)
+            batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
+            flat = tf.reshape(ids, [batch * n, -1])
+            text_out = self.detokenize(flat, tf.repeat(lengths, n))
+            return tf.reshape(text_out, [batch, n]), scores
+
+        def empty():
+            return tf.zeros([0, self.n_best], tf.string), tf.zeros([0, self.n_best], tf.float32)
+
+        translations, scores = _unless_empty(text, run, empty)
+        return {"translations": translations, "scores": scores}
+
+
+def _unless_empty(text, run, empty):
+    """An empty batch skips the network (whose loops need at least one sentence)."""
+    return tf.cond(tf.size(text) > 0, run, empty)
+
+
+def export_saved_model(translator, path, check_sentence="1"):
+    """Writes the SavedModel atomically: a temp folder, verified by reloading, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        with _without_cudnn(translator.model):
+            _write_archive(translator, tmp)
+        _verify(tmp, check_sentence)
+        replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("SavedModel written to %s", path)
+    return path
+
+
+def _write_archive(translator, out_dir):
+    archive = keras.export.ExportArchive()
+    archive.track(translator.model)
+    # tf_text tokenizers are tf.Modules holding the SentencePiece proto as a resource.
+    archive.track(translator.source_tokenizer)
+    archive.track(translator.target_tokenizer)
+    archive.add_endpoint("serving_default", translator.translate, input_signature=TEXT_SIGNATURE)
+    archive.add_endpoint(
+        "translate_nbest", translator.translate_nbest, input_signature=TEXT_SIGNATURE
+    )
+    archive.write_out(str(out_dir), verbose=False)
+
+
+class _without_cudnn:
+    """Traces with the generic LSTM kernel, so a GPU-trained export also runs on CPU-only hosts.
+
+    A graph traced while a GPU is visible otherwise holds CudnnRNNV3, which has no CPU kernel.
+    """
+
+    def __init__(self, model):
+        self.layers = model.lstm_layers()
+
+    def __enter__(self):
+        self.saved = [layer.use_cudnn for layer in self.layers]
+        for layer in self.layers:
+            layer.use_cudnn = False
+
+    def __exit__(self, *exc):
+        for layer, value in zip(self.layers, self.saved):
+            layer.use_cudnn = value
+
+
+def _verify(path, sentence):
+    loaded = tf.saved_model.load(str(path))
+    out = loaded.signatures["serving_default"](text=tf.constant([sentence]))["translation"]
+    if out.shape != (1,):
+        raise RuntimeError(f"the export in {path} did not translate a test sentence")
+
+
+def load_export(path):
+    """Loads an exported translator (importing tensorflow_text registers its op)."""
+    import tensorflow_text  # noqa: F401
+
+    return tf.saved_model.load(str(path))

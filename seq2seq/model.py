@@ -1,0 +1,184 @@
+"""The translator: encoder, bridge and attention decoder as one Keras model."""
+
+import keras
+from keras import ops
+
+from seq2seq.decoder import Decoder
+from seq2seq.encoder import Encoder
+
+BRIDGES = ("copy", "zero", "dense")
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class Bridge(keras.layers.Layer):
+    """Maps the encoder's final per-layer states to the decoder's initial states.
+
+    Args:
+        kind: "copy" (decoder layer i starts from encoder layer i's states; sizes must match,
+            missing encoder layers give zeros), "zero", or "dense" (a tanh projection of h and
+            a linear projection of c, per decoder layer).
+        units: decoder units.
+        num_layers: decoder layers.
+    """
+
+    def __init__(self, kind, units, num_layers, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in BRIDGES:
+            raise ValueError(f"model.bridge={kind!r} is unknown; choose one of {BRIDGES}")
+        self.kind = kind
+        self.units = units
+        self.num_layers = num_layers
+        if kind == "dense":
+            self.projections = [
+                (
+                    keras.layers.Dense(units, activation="tanh", name=f"h_{i}"),
+                    keras.layers.Dense(units, name=f"c_{i}"),
+                )
+                for i in range(num_layers)
+            ]
+
+    def call(self, encoder_states, batch_reference):
+        zeros = ops.zeros((ops.shape(batch_reference)[0], self.units), batch_reference.dtype)
+        flat = []
+        for i in range(self.num_layers):
+            source = encoder_states[min(i, len(encoder_states) - 1)]
+            if self.kind == "zero" or (self.kind == "copy" and i >= len(encoder_states)):
+                flat += [zeros, zeros]
+            elif self.kind == "copy":
+                flat += list(source)
+            else:
+                h_proj, c_proj = self.projections[i]
+                flat += [h_proj(source[0]), c_proj(source[1])]
+        return flat
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "units": self.units,
+            "num_layers": self.num_layers,
+        }
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class Translator(keras.Model):
+    """LSTM encoder-decoder with attention (Luong et al., 2015, without input feeding).
+
+    Args:
+        source_vocabulary_size, target_vocabulary_size: vocabulary sizes (0 is padding).
+        embedding_dim: embedding size of both sides.
+        units: decoder LSTM units; a bidirectional encoder gets units // 2 per direction.
+        encoder_layers, decoder_layers: stacked LSTM layers.
+        bidirectional: bidirectional encoder.
+        attention: attention name (see `seq2seq.attention.get`).
+        dropout: dropout rate (embeddings, between layers, attentional vector).
+        bridge: "copy", "zero" or "dense" (see `Bridge`).
+        residual: residual connections between stacked layers.
+
+    Call arguments:
+        inputs: {"encoder_token_ids": (batch, src_len), "decoder_token_ids": (batch, tgt_len)}.
+
+    Returns:
+        float32 logits (batch, tgt_len, target_vocabulary_size).
+    """
+
+    def __init__(
+        self,
+        source_vocabulary_size,
+        target_vocabulary_size,
+        embedding_dim,
+        units,
+        encoder_layers,
+        decoder_layers,
+        bidirectional=True,
+        attention="general",
+        dropout=0.0,
+        bridge="copy",
+        residual=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if bidirectional and units % 2:
+            raise ValueError(f"model.units={units} must be even with a bidirectional encoder")
+        self.source_vocabulary_size = source_vocabulary_size
+        self.target_vocabulary_size = target_vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.encoder_layers = encoder_layers
+        self.decoder_layers = decoder_layers
+        self.bidirectional = bidirectional
+        self.attention = attention
+        self.dropout = dropout
+        self.bridge_kind = bridge
+        self.residual = residual
+        # === Layers ===
+        encoder_units = units // 2 if bidirectional else units
+        self.encoder = Encoder(
+            source_vocabulary_size,
+            embedding_dim,
+            encoder_units,
+            encoder_layers,
+            bidirectional,
+            dropout,
+            residual,
+            name="encoder",
+        )
+        self.bridge = Bridge(bridge, units, decoder_layers, name="bridge")
+        self.decoder = Decoder(
+            target_vocabulary_size,
+            embedding_dim,
+            units,
+            decoder_layers,
+            attention,
+            dropout,
+            residual,
+            name="decoder",
+        )
+
+    def call(self, inputs, training=None):
+        logits, _ = self.forward_with_attention(inputs, training=training)
+        return logits
+
+    def forward_with_attention(self, inputs, training=None):
+        """Teacher-forced logits and attention weights (batch, tgt_len, src_len)."""
+        memory, states, source_mask = self.encoder(inputs["encoder_token_ids"], training=training)
+        initial = self.bridge(states, memory[:, 0, :])
+        return self.decoder(
+            inputs["decoder_token_ids"], initial, memory, source_mask, training=training
+        )
+
+    def lstm_layers(self):
+        return self.encoder.lstm_layers() + self.decoder.lstm_layers()
+
+    # === Incremental decoding (the step-function interface of seq2seq.decoding) ===
+    def encode(self, source_ids):
+        """Source ids -> (decoder state, memory) for `decode_step`."""
+        memory, states, source_mask = self.encoder(source_ids, training=False)
+        state = self.bridge(states, memory[:, 0, :])
+        keys = self.decoder.attention_layer.project_keys(memory)
+        return state, {"memory": memory, "keys": keys, "mask": source_mask}
+
+    def decode_step(self, tokens, state, memory):
+        logits, state, _ = self.decoder.step(
+            tokens, state, memory["memory"], memory["keys"], memory["mask"]
+        )
+        return logits, state
+
+    def decode_step_with_attention(self, tokens, state, memory):
+        return self.decoder.step(tokens, state, memory["memory"], memory["keys"], memory["mask"])
+
+    def get_config(self):
+        return {
+            "source_vocabulary_size": self.source_vocabulary_size,
+            "target_vocabulary_size": self.target_vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "encoder_layers": self.encoder_layers,
+            "decoder_layers": self.decoder_layers,
+            "bidirectional": self.bidirectional,
+            "attention": self.attention,
+            "dropout": self.dropout,
+            "bridge": self.bridge_kind,
+            "residual": self.residual,
+            "name": self.name,
+        }

@@ -1,0 +1,190 @@
+"""`python -m seq2seq.train [overrides]`: prepare data, train, evaluate, export.
+
+The only module (with the other entry points) that knows Hydra: it turns the composed config
+into plain arguments for the library.
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import absl.logging
+import hydra
+import tensorflow as tf
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq import data, training
+from seq2seq.config import Config
+from seq2seq.evaluation import evaluate, split_texts
+from seq2seq.export import TEXT_SIGNATURE, InGraphTranslator, export_saved_model
+from seq2seq.files import atomic_write_json, atomic_write_text, writable_dir
+from seq2seq.tokenizers import vocabulary_size
+
+log = logging.getLogger("seq2seq.train")
+
+ConfigStore.instance().store(name="base_config", node=Config)
+
+SOURCE_OPTIONS = {
+    "numbers": ("train_size", "validation_size", "test_size", "min_number", "max_number", "seed"),
+    "multi30k": ("source_language", "target_language", "manual_dir"),
+    "text": (
+        "train_prefix",
+        "validation_prefix",
+        "test_prefix",
+        "source_language",
+        "target_language",
+    ),
+    "tfds": ("name", "source_language", "target_language"),
+}
+MODEL_KEYS = (
+    "embedding_dim",
+    "units",
+    "encoder_layers",
+    "decoder_layers",
+    "bidirectional",
+    "attention",
+    "dropout",
+    "bridge",
+    "residual",
+)
+
+
+def load_splits(data_cfg):
+    if data_cfg.source not in SOURCE_OPTIONS:
+        raise ValueError(
+            f"data.source={data_cfg.source!r} is unknown; choose one of {sorted(SOURCE_OPTIONS)}"
+        )
+    options = {k: data_cfg[k] for k in SOURCE_OPTIONS[data_cfg.source]}
+    data_dir = str(Path(data_cfg.data_dir).expanduser())
+    return data.load_splits(data_cfg.source, data_dir=data_dir, **options)
+
+
+def make_translator(model, tokenizers, decode_cfg):
+    return InGraphTranslator(
+        model,
+        *tokenizers,
+        beam_size=decode_cfg.beam_size,
+        alpha=decode_cfg.alpha,
+        n_best=decode_cfg.n_best,
+        max_length_ratio=decode_cfg.max_length_ratio,
+        max_length_offset=decode_cfg.max_length_offset,
+        max_input_length=decode_cfg.max_input_length,
+    )
+
+
+def train(cfg: DictConfig, run_dir) -> dict:
+    """Runs one experiment in run_dir and returns its metrics (also in run_dir/metrics.json)."""
+    start = time.monotonic()
+    absl.logging.set_verbosity(absl.logging.WARNING)  # TFDS logs every file it opens
+    run_dir = writable_dir(run_dir, "hydra.run.dir")
+    training.set_seed(cfg.seed)
+    training.configure_precision(cfg.trainer.precision)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    splits = load_splits(cfg.data)
+    toks, _ = training.prepare_tokenizers(
+        splits["train"], run_dir / "tokenizers", **cfg.data.tokenizer
+    )
+    train_ds, val_ds, stats = training.make_datasets(
+        splits,
+        *toks,
+        max_source_length=cfg.data.max_source_length,
+        max_target_length=cfg.data.max_target_length,
+        batch_tokens=cfg.data.batch_tokens,
+        batch_sentences=cfg.data.batch_sentences,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        seed=cfg.seed,
+    )
+    model = training.build_translator(
+        vocabulary_size(toks[0]),
+        vocabulary_size(toks[1]),
+        learning_rate=cfg.trainer.learning_rate,
+        clipnorm=cfg.trainer.clipnorm,
+        label_smoothing=cfg.trainer.label_smoothing,
+        **{k: cfg.model[k] for k in MODEL_KEYS},
+    )
+    translator = make_translator(model, toks, cfg.decode)
+    translate_fn = tf.function(translator.translate, input_signature=TEXT_SIGNATURE)
+    exact = cfg.data.source == "numbers"
+    dev = split_texts(splits["validation"], cfg.trainer.validation_max_sentences)
+
+    def dev_scores():
+        return evaluate(translate_fn, *dev, batch_size=cfg.decode.batch_size, exact_match=exact)[0]
+
+    history, out_of_time = training.fit(
+        model,
+        train_ds,
+        val_ds,
+        run_dir=run_dir,
+        epochs=cfg.trainer.epochs,
+        max_minutes=cfg.trainer.max_minutes,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        train_stats=stats,
+        dev_bleu=dev_scores,
+        bleu_every_n_epochs=cfg.trainer.bleu_every_n_epochs,
+    )
+    train_seconds = time.monotonic() - start
+    results = {"validation": dev_scores()}
+    test_scores, hypotheses = evaluate(
+        translate_fn,
+        *split_texts(splits["test"]),
+        batch_size=cfg.decode.batch_size,
+        exact_match=exact,
+    )
+    results["test"] = test_scores
+    atomic_write_text(run_dir / "test_hypotheses.txt", "\n".join(hypotheses) + "\n")
+    if cfg.export:
+        export_saved_model(translator, run_dir / "export")
+    metrics = _metrics(results, history, stats, train_seconds, out_of_time, model, start)
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    _report(run_dir, metrics, cfg.export)
+    return metrics
+
+
+def _metrics(results, history, stats, train_seconds, out_of_time, model, start):
+    last = history[-1] if history else {}
+    return {
+        **results,
+        "epochs_completed": len(history),
+        "stopped_by_time_budget": out_of_time,
+        "training_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.monotonic() - start, 1),
+        "target_tokens_per_second": last.get("target_tokens_per_second"),
+        "source_tokens_per_second": last.get("source_tokens_per_second"),
+        "parameters": model.count_params(),
+        "data": stats,
+        "history": [{k: float(v) for k, v in h.items()} for h in history],
+    }
+
+
+def _report(run_dir, metrics, exported):
+    test = metrics["test"]
+    lines = [
+        f"run folder:  {run_dir}",
+        f"test BLEU:   {test['bleu']:.2f}  ({test['bleu_signature']})",
+        f"test chrF:   {test['chrf']:.2f}",
+    ]
+    if "exact_match" in test:
+        lines.append(f"exact match: {test['exact_match']:.2f}%")
+    lines += [
+        f"metrics:     {run_dir / 'metrics.json'}",
+        f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}",
+        f"checkpoints: {run_dir / 'checkpoints'}",
+    ]
+    if exported:
+        lines.append(f"SavedModel:  {run_dir / 'export'}  (serving_default: text -> translation)")
+    lines.append(f"total time:  {metrics['total_seconds']:.0f} s")
+    print("\n".join(lines), flush=True)
+    log.info("metrics: %s", json.dumps({k: metrics[k] for k in ("validation", "test")}))
+
+
+@hydra.main(version_base="1.3", config_path="pkg://seq2seq.conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    metrics = train(cfg, HydraConfig.get().runtime.output_dir)
+    return metrics["test"]["bleu"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The steps of a training run, each taking plain arguments (no Hydra below the entry point)."""
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from seq2seq import pipeline, tokenizers
+from seq2seq.callbacks import DevBleu, TrainingStatistics, WallClockBudget
+from seq2seq.losses import MaskedCrossEntropy, NegativeLogLikelihood, TokenAccuracy
+from seq2seq.model import Translator
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def configure_precision(precision):
+    if precision not in PRECISIONS:
+        raise ValueError(f"trainer.precision={precision!r}: choose one of {PRECISIONS}")
+    keras.mixed_precision.set_global_policy(precision)
+
+
+def prepare_tokenizers(train_split, out_dir, *, vocab_size, model_type, joint):
+    """Trains SentencePiece on the training split, or reuses the models already in out_dir."""
+    paths = (Path(out_dir) / "source.model", Path(out_dir) / "target.model")
+    if not all(p.exists() for p in paths):
+        pairs = (
+            (ex["source"].decode("utf-8"), ex["target"].decode("utf-8"))
+            for ex in train_split.as_numpy_iterator()
+        )
+        paths = tokenizers.train_tokenizers(
+            pairs, out_dir, vocab_size=vocab_size, model_type=model_type, joint=joint
+        )
+    return tuple(tokenizers.load_tokenizer(p) for p in paths), paths
+
+
+def make_datasets(
+    splits,
+    source_tokenizer,
+    target_tokenizer,
+    *,
+    max_source_length,
+    max_target_length,
+    batch_tokens,
+    batch_sentences,
+    shuffle_buffer,
+    seed,
+    num_replicas=1,
+):
+    """Tokenized, cached, bucketed training and validation batches, and training statistics."""
+    lengths = dict(max_source_length=max_source_length, max_target_length=max_target_length)
+    batching = dict(
+        batch_tokens=batch_tokens,
+        batch_sentences=batch_sentences,
+        max_length=max(max_source_length, max_target_length) + 1,
+        num_replicas=num_replicas,
+    )
+    tokenized = {
+        name: pipeline.tokenize_pairs(
+            splits[name], source_tokenizer, target_tokenizer, **lengths
+        ).cache()
+        for name in ("train", "validation")
+    }
+    stats = pipeline.pair_statistics(tokenized["train"])  # also fills the cache
+    _log_statistics(stats)
+    if stats["pairs"] == stats["empty"]:
+        raise ValueError("the training set is empty after dropping empty source/target lines")
+    train = pipeline.make_batches(
+        tokenized["train"], training=True, seed=seed, shuffle_buffer=shuffle_buffer, **batching
+    )
+    validation = pipeline.make_batches(tokenized["validation"], training=False, **batching)
+    return train, validation, stats
+
+
+def _log_statistics(stats):
+    log.info(
+        "training pairs: %d read, %d dropped as empty, %d sources and %d targets truncated; "
+        "%d source and %d target tokens a epoch",
+        stats["pairs"],
+        stats["empty"],
+        stats["source_truncated"],
+        stats["target_truncated"],
+        stats["source_tokens"],
+        stats["target_tokens"],
+    )
+
+
+def build_translator(
+    source_vocabulary_size,
+    target_vocabulary_size,
+    *,
+    learning_rate,
+    clipnorm,
+    label_smoothing,
+    **model_kwargs,
+):
+    """A compiled Translator: Adam, masked (label-smoothed) cross-entropy, token metrics."""
+    model = Translator(source_vocabulary_size, target_vocabulary_size, **model_kwargs)
+    one = tf.ones((1, 1), tf.int32)
+    model({"encoder_token_ids": one, "decoder_token_ids": one})  # builds every weight
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+        loss=MaskedCrossEntropy(label_smoothing),
+        metrics=[NegativeLogLikelihood(), TokenAccuracy()],
+    )
+    return model
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves the weights after every epoch (temp file + rename) and keeps the best by val_loss."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = Path(directory)
+        self.best = float("inf")
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_weights_atomically(self.model, self.directory / "last.weights.h5")
+        val_loss = (logs or {}).get("val_loss")
+        if val_loss is not None and val_loss < self.best:
+            self.best = val_loss
+            save_weights_atomically(self.model, self.directory / "best.weights.h5")
+
+
+def save_weights_atomically(model, path):
+    """Writes a temp file beside `path`, then renames it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model,
+    train,
+    validation,
+    *,
+    run_dir,
+    epochs,
+    max_minutes,
+    log_every_n_steps,
+    train_stats,
+    dev_bleu=None,
+    bleu_every_n_epochs=0,
+):
+    """model.fit with the run's callbacks; returns per-epoch logs and whether time ran out."""
+    run_dir = Path(run_dir)
+    budget = WallClockBudget(max_minutes)
+    stats = TrainingStatistics(train_stats["source_tokens"], train_stats["target_tokens"])
+    callbacks = [budget, stats]
+    if dev_bleu is not None:
+        callbacks.append(
+            DevBleu(dev_bleu, str(run_dir / "tensorboard" / "validation"), bleu_every_n_epochs)
+        )
+    callbacks += [
+        AtomicCheckpoint(run_dir / "checkpoints"),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=log_every_n_steps),
+    ]
+    # Datasets of unknown length make Keras warn at every epoch end although every epoch runs.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    verbose = 1 if sys.stdout.isatty() else 2  # progress bar on a terminal, a line an epoch in logs
+    model.fit(
+        train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=verbose
+    )
+    return stats.history, budget.stopped
+
+
+def set_seed(seed):
+    """Seeds Python, NumPy and TensorFlow."""
+    keras.utils.set_random_seed(seed)

@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from tests.conftest import compose
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+REQUIRED = {
+    "text": [
+        "data.train_prefix=a",
+        "data.validation_prefix=b",
+        "data.test_prefix=c",
+        "data.source_language=en",
+        "data.target_language=de",
+    ],
+    "tfds": [
+        "data.name=wmt14_translate/de-en",
+        "data.source_language=de",
+        "data.target_language=en",
+    ],
+}
+
+
+def _options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["data", "model", "trainer", "decode"])
+def test_every_option_of_every_group_composes(group):
+    for option in _options(group):
+        cfg = compose([f"{group}={option}", *REQUIRED.get(option, [])])
+        assert cfg[group] is not None
+        missing = [k for k, v in cfg[group].items() if v == "???"]
+        assert not missing, (group, option, missing)
+
+
+def test_default_is_the_numbers_task():
+    cfg = compose()
+    assert cfg.data.source == "numbers" and cfg.data.source_language == "de"
+    assert cfg.model.attention == "general"
+
+
+def test_wrongly_typed_override_is_rejected_naming_the_key():
+    with pytest.raises((ValidationError, ConfigCompositionException), match="units"):
+        compose(["model.units=abc"])
+
+
+def test_unknown_key_is_rejected():
+    with pytest.raises(ConfigCompositionException, match="unitz"):
+        compose(["model.unitz=3"])

@@ -1,0 +1,332 @@
+"""Tests for seq2seq/decoding.py on tiny deterministic toy step functions."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq.decoding import beam_search, greedy_search
+
+PAD, BOS, EOS = 0, 1, 2
+VOCAB = 7  # PAD, BOS, EOS and 4 content tokens
+CONTENT = list(range(3, VOCAB))
+HIDDEN = 8
+
+
+# === Toy models ===
+
+
+class ToyRNN:
+    """Random-weight RNN with dot-product attention over a padded, masked memory."""
+
+    def __init__(self, seed=0, vocab=VOCAB, hidden=HIDDEN, eos_bias=1.0):
+        rng = np.random.default_rng(seed)
+
+        def weight(*shape, scale=1.0):
+            return tf.constant(rng.normal(scale=scale, size=shape), tf.float32)
+
+        self.embed = weight(vocab, hidden)
+        self.w_h = weight(hidden, hidden, scale=0.5)
+        self.w_c = weight(hidden, hidden, scale=0.5)
+        self.w_out = weight(hidden, vocab, scale=1.5)
+        self.b_out = tf.one_hot(EOS, vocab) * eos_bias
+
+    def initial_state(self, memory):
+        mask = tf.cast(memory["mask"], tf.float32)[:, :, None]
+        mean = tf.reduce_sum(memory["enc"] * mask, 1) / tf.reduce_sum(mask, 1)
+        return {"h": tf.tanh(mean)}
+
+    def step(self, tokens, state, memory):
+        h = state["h"]
+        att = tf.einsum("nsh,nh->ns", memory["enc"], h)
+        att = tf.where(memory["mask"], att, float("-inf"))
+        ctx = tf.einsum("ns,nsh->nh", tf.nn.softmax(att, axis=-1), memory["enc"])
+        h = tf.tanh(tf.gather(self.embed, tokens) + h @ self.w_h + ctx @ self.w_c)
+        return h @ self.w_out + self.b_out, {"h": h}
+
+
+class TableModel:
+    """Rigged model: the next-token distribution depends only on the step index."""
+
+    def __init__(self, probs):
+        probs = np.asarray(probs, np.float64)
+        self.log_probs = tf.constant(np.log(np.maximum(probs, 1e-30)), tf.float32)
+
+    def initial_state(self, memory):
+        return {"t": tf.zeros_like(memory["dummy"], tf.int32)}
+
+    def step(self, tokens, state, memory):
+        del tokens, memory
+        t = tf.minimum(state["t"], self.log_probs.shape[0] - 1)
+        return tf.gather(self.log_probs, t), {"t": state["t"] + 1}
+
+
+def make_memory(lengths, seed=1):
+    """Random encoder outputs of the given lengths, zero-padded, with a boolean mask."""
+    rng = np.random.default_rng(seed)
+    enc = np.zeros([len(lengths), max(lengths), HIDDEN], np.float32)
+    for i, n in enumerate(lengths):
+        enc[i, :n] = rng.normal(size=(n, HIDDEN))
+    mask = np.arange(max(lengths))[None, :] < np.asarray(lengths)[:, None]
+    return {"enc": tf.constant(enc), "mask": tf.constant(mask)}
+
+
+def dummy_memory(batch):
+    """Memory for `TableModel`, which ignores it."""
+    return {"dummy": tf.zeros([batch], tf.int32)}
+
+
+def slice_memory(memory, i, length):
+    """Sentence `i` of `memory`, without padding."""
+    return {"enc": memory["enc"][i : i + 1, :length], "mask": memory["mask"][i : i + 1, :length]}
+
+
+def run_beam(model, memory, max_lengths, **kwargs):
+    kwargs = {"beam_size": 4, "alpha": 0.6, "bos_id": BOS, "eos_id": EOS, **kwargs}
+    max_lengths = tf.constant(max_lengths, tf.int32)
+    ids, scores = beam_search(
+        model.step, model.initial_state(memory), memory, max_lengths=max_lengths, **kwargs
+    )
+    return ids.numpy(), scores.numpy()
+
+
+def run_greedy(model, memory, max_lengths, **kwargs):
+    max_lengths = tf.constant(max_lengths, tf.int32)
+    ids, scores = greedy_search(
+        model.step,
+        model.initial_state(memory),
+        memory,
+        bos_id=BOS,
+        eos_id=EOS,
+        max_lengths=max_lengths,
+        **kwargs,
+    )
+    return ids.numpy(), scores.numpy()
+
+
+# === Reference scoring ===
+
+
+def masked_log_probs(logits):
+    logits = np.asarray(logits, np.float64).copy()
+    logits[:, [PAD, BOS]] = -np.inf
+    return logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+
+
+def length_penalty(length, alpha):
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def hypothesis_length(seq, max_length):
+    """Number of generated tokens: up to and including EOS, else `max_length`."""
+    seq = list(seq)
+    return seq.index(EOS) + 1 if EOS in seq[:max_length] else max_length
+
+
+def exhaustive_search(model, memory, max_length, alpha):
+    """Best (sequence, normalised score) over every hypothesis of one sentence."""
+    prefixes, logps = [()], np.zeros(1)
+    best = ((), -np.inf)
+    state = model.initial_state(memory)
+    for depth in range(max_length):
+        n = len(prefixes)
+        tiled = {key: tf.repeat(value, n, axis=0) for key, value in memory.items()}
+        tokens = tf.constant([p[-1] if p else BOS for p in prefixes], tf.int32)
+        logits, state = model.step(tokens, state, tiled)
+        log_probs = logps[:, None] + masked_log_probs(logits)
+        ends = [EOS] + (CONTENT if depth + 1 == max_length else [])
+        for (i, prefix), token in itertools.product(enumerate(prefixes), ends):
+            score = log_probs[i, token] / length_penalty(depth + 1, alpha)
+            if score > best[1]:
+                best = (prefix + (token,), score)
+        pairs = list(itertools.product(range(n), CONTENT))
+        prefixes = [prefixes[i] + (t,) for i, t in pairs]
+        logps = np.array([log_probs[i, t] for i, t in pairs])
+        state = {k: tf.gather(v, [i for i, _ in pairs]) for k, v in state.items()}
+    return best
+
+
+def forced_score(model, memory, seq, max_length, alpha):
+    """Normalised score of `seq` under `model`, computed by teacher forcing."""
+    length = hypothesis_length(seq, max_length)
+    state, token, total = model.initial_state(memory), BOS, 0.0
+    for target in seq[:length]:
+        logits, state = model.step(tf.constant([token], tf.int32), state, memory)
+        total += masked_log_probs(logits)[0, target]
+        token = target
+    return total / length_penalty(length, alpha)
+
+
+# === Tests ===
+
+
+def test_beam_size_one_equals_greedy_unless_an_earlier_eos_wins():
+    # With alpha = 0 the single alive beam follows the greedy path, so beam search returns the
+    # greedy hypothesis, except when an EOS it saw earlier on that path (the second of its 2K = 2
+    # candidates) scores better than the greedy ending, as for sentences 0 and 4 here.
+    model, memory = ToyRNN(seed=0), make_memory([3, 5, 2, 4, 6, 1])
+    max_lengths = [6, 4, 7, 5, 8, 3]
+    greedy_ids, greedy_scores = run_greedy(model, memory, max_lengths)
+    beam_ids, beam_scores = run_beam(model, memory, max_lengths, beam_size=1, alpha=0.0)
+    same = (beam_ids[:, 0] == greedy_ids).all(axis=1)
+    np.testing.assert_allclose(beam_scores[same, 0], greedy_scores[same], rtol=1e-5)
+    np.testing.assert_array_equal(same, [False, True, True, True, False, True])
+    for ids, score, ref_ids, ref_score in zip(
+        beam_ids[~same, 0],
+        beam_scores[~same, 0],
+        greedy_ids[~same],
+        greedy_scores[~same],
+        strict=True,
+    ):
+        end = list(ids).index(EOS)
+        np.testing.assert_array_equal(ids[:end], ref_ids[:end])
+        assert score > ref_score
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_beam_finds_exhaustive_optimum(alpha):
+    model, lengths = ToyRNN(seed=3), [3, 5, 2]
+    memory, max_lengths = make_memory(lengths, seed=4), [4, 3, 4]
+    ids, scores = run_beam(model, memory, max_lengths, beam_size=5, alpha=alpha)
+    for i, (n, m) in enumerate(zip(lengths, max_lengths, strict=True)):
+        seq, score = exhaustive_search(model, slice_memory(memory, i, n), m, alpha)
+        np.testing.assert_array_equal(ids[i, 0, : len(seq)], seq)
+        assert not ids[i, 0, len(seq) :].any()
+        np.testing.assert_allclose(scores[i, 0], score, rtol=1e-5)
+
+
+def test_beam_keeps_early_eos_over_worse_continuations():
+    # Step 0: EOS 0.5, token 3 0.3; afterwards every continuation costs about log(1/4) per token.
+    first = [0, 0, 0.5, 0.3, 0.1, 0.05, 0.05]
+    later = [0, 0, 0.02, 0.245, 0.245, 0.245, 0.245]
+    model = TableModel([first, later])
+    ids, scores = run_beam(model, dummy_memory(2), [4, 4], beam_size=3, alpha=0.6)
+    np.testing.assert_array_equal(ids[:, 0], [[EOS, 0, 0, 0]] * 2)
+    np.testing.assert_allclose(scores[:, 0], np.log(0.5), rtol=1e-5)
+
+
+def test_early_stop_bound_uses_penalty_at_max_length():
+    # After step 0 the finished [EOS] (-0.69) beats the alive [3] (-0.80), but with alpha = 1 the
+    # alive beam can still reach -0.80 / lp(6) = -0.44, and [3] * 6 does (-0.85 / lp(6) = -0.46).
+    first = [0, 0, 0.5, 0.45, 0.05, 0, 0]
+    later = [0, 0, 0.001, 0.989, 0.004, 0.003, 0.003]
+    model = TableModel([first, later])
+    ids, scores = run_beam(model, dummy_memory(2), [6, 1], beam_size=1, alpha=1.0)
+    np.testing.assert_array_equal(ids[:, 0], [[3] * 6, [EOS, 0, 0, 0, 0, 0]])
+    expected = (np.log(0.45) + 5 * np.log(0.989)) / length_penalty(6, 1.0)
+    np.testing.assert_allclose(scores[:, 0], [expected, np.log(0.5)], rtol=1e-5)
+
+
+def test_greedy_stops_at_eos_and_pads():
+    model = TableModel([[0, 0, 0.4, 0.6, 0, 0, 0], [0, 0, 0.7, 0.1, 0.2, 0, 0]])
+    ids, scores = run_greedy(model, dummy_memory(2), [5, 3])
+    np.testing.assert_array_equal(ids, [[3, EOS, 0, 0, 0]] * 2)
+    np.testing.assert_allclose(scores, np.log(0.6) + np.log(0.7), rtol=1e-5)
+
+
+def test_sentence_result_does_not_depend_on_batch():
+    model, lengths = ToyRNN(seed=5), [3, 6, 1, 4]
+    memory, max_lengths = make_memory(lengths, seed=6), [5, 8, 2, 6]
+    batch_beam = run_beam(model, memory, max_lengths, beam_size=3, n_best=2)
+    batch_greedy = run_greedy(model, memory, max_lengths)
+    for i, (n, m) in enumerate(zip(lengths, max_lengths, strict=True)):
+        alone = slice_memory(memory, i, n)
+        for (ids, scores), (ref_ids, ref_scores) in [
+            (batch_beam, run_beam(model, alone, [m], beam_size=3, n_best=2)),
+            (batch_greedy, run_greedy(model, alone, [m])),
+        ]:
+            np.testing.assert_array_equal(ids[i, ..., :m], ref_ids[0])
+            assert not ids[i, ..., m:].any()
+            np.testing.assert_allclose(scores[i], ref_scores[0], rtol=1e-5)
+
+
+def test_n_best_sorted_distinct_and_correctly_scored():
+    model, lengths = ToyRNN(seed=7), [4, 2]
+    memory, max_lengths = make_memory(lengths, seed=8), [6, 5]
+    ids, scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=4)
+    assert ids.shape == (2, 4, 6) and scores.shape == (2, 4)
+    assert np.isfinite(scores).all()
+    assert (np.diff(scores, axis=1) <= 0).all()
+    for i, (n, m) in enumerate(zip(lengths, max_lengths, strict=True)):
+        assert len({tuple(seq) for seq in ids[i]}) == 4
+        for seq, score in zip(ids[i], scores[i], strict=True):
+            ref = forced_score(model, slice_memory(memory, i, n), seq, m, alpha=0.6)
+            np.testing.assert_allclose(score, ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_best", [0, 5])
+def test_n_best_outside_beam_raises(n_best):
+    model, memory = ToyRNN(), make_memory([2])
+    with pytest.raises(ValueError, match="n_best"):
+        run_beam(model, memory, [3], beam_size=4, n_best=n_best)
+
+
+def test_min_length_blocks_eos():
+    model = TableModel([[0, 0, 0.9, 0.1, 0, 0, 0]])  # EOS is always the most likely token
+    greedy_ids, _ = run_greedy(model, dummy_memory(1), [5], min_length=2)
+    beam_ids, _ = run_beam(model, dummy_memory(1), [5], beam_size=3, n_best=3, min_length=2)
+    np.testing.assert_array_equal(greedy_ids, [[3, 3, EOS, 0, 0]])
+    np.testing.assert_array_equal(beam_ids[0, 0], [3, 3, EOS, 0, 0])
+    assert not (beam_ids[..., :2] == EOS).any()
+
+
+class Translator(tf.Module):
+    """Beam and greedy search behind a SavedModel-style signature with unknown batch size."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, HIDDEN], tf.float32),
+            tf.TensorSpec([None, None], tf.bool),
+            tf.TensorSpec([None], tf.int32),
+        ]
+    )
+    def decode(self, enc, mask, max_lengths):
+        memory = {"enc": enc, "mask": mask}
+        state = self.model.initial_state(memory)
+        kwargs = {"bos_id": BOS, "eos_id": EOS, "max_lengths": max_lengths}
+        step = self.model.step
+        ids, scores = beam_search(step, state, memory, beam_size=3, alpha=0.6, n_best=2, **kwargs)
+        greedy_ids, _ = greedy_search(step, state, memory, min_length=3, **kwargs)
+        return {"ids": ids, "scores": scores, "greedy_ids": greedy_ids}
+
+
+def test_search_in_saved_model_with_unknown_batch(tmp_path):
+    model = ToyRNN(seed=9)
+    tf.saved_model.save(Translator(model), str(tmp_path))
+    decode = tf.saved_model.load(str(tmp_path)).decode
+    for lengths, max_lengths in [([3, 5, 2], [4, 6, 5]), ([4], [3])]:
+        memory = make_memory(lengths, seed=10)
+        out = decode(memory["enc"], memory["mask"], tf.constant(max_lengths))
+        ref_ids, ref_scores = run_beam(model, memory, max_lengths, beam_size=3, n_best=2)
+        np.testing.assert_array_equal(out["ids"].numpy(), ref_ids)
+        np.testing.assert_allclose(out["scores"].numpy(), ref_scores, rtol=1e-5)
+        ref_greedy_ids, _ = run_greedy(model, memory, max_lengths, min_length=3)
+        np.testing.assert_array_equal(out["greedy_ids"].numpy(), ref_greedy_ids)
+        assert not (ref_greedy_ids[:, :3] == EOS).any()
+
+
+def test_search_under_xla_with_static_output_length():
+    model = ToyRNN(seed=11)
+    memory, max_lengths = make_memory([2, 4], seed=12), tf.constant([5, 3])
+    kwargs = {"bos_id": BOS, "eos_id": EOS, "max_lengths": max_lengths, "max_output_length": 8}
+
+    @tf.function(jit_compile=True)
+    def decode(memory):
+        state = model.initial_state(memory)
+        beam = beam_search(model.step, state, memory, beam_size=3, alpha=0.6, **kwargs)
+        return beam, greedy_search(model.step, state, memory, **kwargs)
+
+    (ids, scores), (greedy_ids, greedy_scores) = decode(memory)
+    ref_ids, ref_scores = run_beam(model, memory, [5, 3], beam_size=3)
+    assert ids.shape == (2, 1, 8) and greedy_ids.shape == (2, 8)
+    np.testing.assert_array_equal(ids.numpy()[..., :5], ref_ids)
+    assert not ids.numpy()[..., 5:].any()
+    np.testing.assert_allclose(scores.numpy(), ref_scores, rtol=1e-5)
+    ref_greedy_ids, ref_greedy_scores = run_greedy(model, memory, [5, 3])
+    np.testing.assert_array_equal(greedy_ids.numpy()[:, :5], ref_greedy_ids)
+    np.testing.assert_allclose(greedy_scores.numpy(), ref_greedy_scores, rtol=1e-5)

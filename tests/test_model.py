@@ -1,0 +1,116 @@
+import importlib
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq import attention
+from seq2seq.decoder import Decoder
+from seq2seq.encoder import Encoder
+from seq2seq.model import Bridge, Translator
+
+_tfrnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+
+
+def cudnn_eligible(layer, mask=None):
+    """Keras 3.15's own test of whether an LSTM call can take the cuDNN kernel (TECH_NOTES §1)."""
+    cell = layer.cell
+    ok = (
+        layer.use_cudnn in ("auto", True)
+        and not cell.recurrent_dropout
+        and _tfrnn._do_lstm_arguments_support_cudnn(
+            cell.activation, cell.recurrent_activation, layer.unroll, cell.use_bias
+        )
+    )
+    if mask is not None:
+        m = tf.convert_to_tensor(mask, tf.bool)
+        ok = ok and bool(_tfrnn._is_sequence_right_padded(m))
+        ok = ok and not bool(_tfrnn._has_fully_masked_sequence(m))
+    return ok
+
+
+def _inputs():
+    rng = np.random.default_rng(0)
+    src = rng.integers(4, 30, (3, 7)).astype("int32")
+    src[0, 4:] = 0
+    src[2, 2:] = 0
+    tgt = rng.integers(4, 40, (3, 5)).astype("int32")
+    tgt[1, 3:] = 0
+    return {"encoder_token_ids": src, "decoder_token_ids": tgt}
+
+
+def _model(**kwargs):
+    args = dict(embedding_dim=8, units=12, encoder_layers=2, decoder_layers=2, dropout=0.2)
+    return Translator(30, 40, **{**args, **kwargs})
+
+
+@pytest.mark.parametrize("name", sorted(attention.ATTENTIONS))
+def test_shapes_and_padded_source_gets_no_attention(name):
+    model = _model(attention=name)
+    inputs = _inputs()
+    logits, weights = model.forward_with_attention(inputs, training=False)
+    assert logits.shape == (3, 5, 40) and logits.dtype == tf.float32
+    assert weights.shape == (3, 5, 7)
+    np.testing.assert_allclose(weights.numpy().sum(-1), 1.0, rtol=1e-5)
+    assert np.abs(weights.numpy()[0, :, 4:]).max() == 0.0
+    assert np.abs(weights.numpy()[2, :, 2:]).max() == 0.0
+
+
+def test_every_lstm_is_cudnn_eligible_with_pipeline_masks():
+    model = _model(dropout=0.3)
+    model(_inputs())
+    mask = _inputs()["encoder_token_ids"] != 0
+    layers = model.lstm_layers()
+    assert len(layers) == 6  # 2 bidirectional encoder layers (2 each) + 2 decoder layers
+    assert all(cudnn_eligible(layer, mask) for layer in layers)
+
+
+def test_eligibility_check_can_fail():
+    layer = keras.layers.LSTM(4, recurrent_dropout=0.1)
+    assert not cudnn_eligible(layer)
+    assert not cudnn_eligible(keras.layers.LSTM(4), [[True, False, True]])
+    assert not cudnn_eligible(keras.layers.LSTM(4), [[True, True], [False, False]])
+
+
+def test_step_by_step_decoding_equals_teacher_forcing():
+    model = _model(residual=True)
+    inputs = _inputs()
+    full = model(inputs, training=False).numpy()
+    state, memory = model.encode(tf.constant(inputs["encoder_token_ids"]))
+    for t in range(5):
+        tokens = tf.constant(inputs["decoder_token_ids"][:, t])
+        logits, state = model.decode_step(tokens, state, memory)
+        for row in range(3):
+            if inputs["decoder_token_ids"][row, t]:
+                np.testing.assert_allclose(logits.numpy()[row], full[row, t], atol=1e-5)
+
+
+@pytest.mark.parametrize("bridge", ["copy", "zero", "dense"])
+def test_bridges_and_unidirectional_encoder(bridge):
+    model = _model(bridge=bridge, bidirectional=False, encoder_layers=1)
+    assert model(_inputs()).shape == (3, 5, 40)
+
+
+def test_get_config_round_trips():
+    model = _model(attention="bahdanau_normalized", bridge="dense")
+    model(_inputs())
+    clone = Translator.from_config(model.get_config())
+    clone(_inputs())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone(_inputs()).numpy(), model(_inputs()).numpy(), atol=1e-6)
+    for layer in (model.encoder, model.decoder, model.bridge, model.decoder.attention_layer):
+        restored = type(layer).from_config(layer.get_config())
+        assert restored.get_config() == layer.get_config()
+
+
+def test_unknown_names_are_rejected_with_the_setting():
+    with pytest.raises(ValueError, match="model.attention='nope'"):
+        attention.get("nope", 4)
+    with pytest.raises(ValueError, match="model.bridge"):
+        Bridge("nope", 4, 1)
+
+
+def test_layers_are_registered_for_safe_loading():
+    for cls in (Encoder, Decoder, Bridge, Translator, attention.GeneralAttention):
+        assert keras.saving.get_registered_object(f"seq2seq>{cls.__name__}") is cls

@@ -1,0 +1,42 @@
+import tensorflow as tf
+
+from seq2seq import tokenizers
+
+LINES = ["ein kleines Haus", "zwei große Hunde laufen", "der Mann liest ein Buch"] * 30
+
+
+def test_trained_model_reserves_control_ids_and_round_trips_in_graph(tmp_path):
+    pairs = [(line, line.upper()) for line in LINES]
+    src_path, tgt_path = tokenizers.train_tokenizers(
+        pairs, tmp_path, vocab_size=40, model_type="unigram", joint=False
+    )
+    tok = tokenizers.load_tokenizer(src_path)
+    assert tok.id_to_string(tokenizers.PAD_ID).numpy() == b"<pad>"
+    assert tok.id_to_string(tokenizers.EOS_ID).numpy() == b"</s>"
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def round_trip(text):
+        ids = tok.tokenize(text).to_tensor(0)
+        return tok.detokenize(tf.RaggedTensor.from_tensor(ids, padding=0))
+
+    out = round_trip(tf.constant(["ein kleines Haus", "der Mann"])).numpy()
+    assert [x.decode() for x in out] == ["ein kleines Haus", "der Mann"]
+    assert src_path.read_bytes() != tgt_path.read_bytes()
+
+
+def test_joint_model_is_shared_and_bpe_works(tmp_path):
+    pairs = [(line, line[::-1]) for line in LINES]
+    src, tgt = tokenizers.train_tokenizers(
+        pairs, tmp_path, vocab_size=50, model_type="bpe", joint=True
+    )
+    assert src.read_bytes() == tgt.read_bytes()
+    assert tokenizers.vocabulary_size(tokenizers.load_tokenizer(src)) <= 50
+
+
+def test_unknown_model_type_names_the_setting():
+    try:
+        tokenizers.train_sentencepiece(LINES, 30, "word-ish")
+    except ValueError as e:
+        assert "data.tokenizer.model_type" in str(e)
+    else:
+        raise AssertionError("no error")
