@@ -25,10 +25,7 @@ class WallClockBudget(keras.callbacks.Callback):
 
 
 class TrainingStatistics(keras.callbacks.Callback):
-    """Adds perplexity (exp of the unsmoothed NLL) and tokens/s to the logs.
-
-    Must come before the TensorBoard callback so that TensorBoard writes what it adds.
-    """
+    """Adds perplexity (exp of the unsmoothed NLL), learning rate and tokens/s to the logs."""
 
     def __init__(self, source_tokens_per_epoch, target_tokens_per_epoch):
         super().__init__()
@@ -46,10 +43,49 @@ class TrainingStatistics(keras.callbacks.Callback):
         _add_perplexity(logs, "")
         _add_perplexity(logs, "val_")
         if logs is not None:
-            logs["epoch_seconds"] = seconds
+            logs.pop("val_gradient_norm", None)  # no gradients in evaluation
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))  # fmt: skip
+            logs["seconds"] = seconds
             for side, count in self.tokens.items():
                 logs[f"{side}_tokens_per_second"] = count / seconds
             self.history.append(dict(logs))
+
+
+class ScalarLogger(keras.callbacks.Callback):
+    """Writes the logs to TensorBoard: `batch_*` every N steps, `epoch_*` every epoch.
+
+    Keras's own TensorBoard callback loses epoch summaries on datasets of unknown length (as
+    bucketed tf.data pipelines are), so scalars are written here. Training values go to
+    `train/`, validation values (the `val_` logs) to `validation/`.
+    """
+
+    def __init__(self, log_dir, every_n_steps):
+        super().__init__()
+        self.train_writer = tf.summary.create_file_writer(f"{log_dir}/train")
+        self.validation_writer = tf.summary.create_file_writer(f"{log_dir}/validation")
+        self.every_n_steps = every_n_steps
+        self.step = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if logs and self.every_n_steps and self.step % self.every_n_steps == 0:
+            with self.train_writer.as_default():
+                for name, value in logs.items():
+                    tf.summary.scalar(f"batch_{name}", value, step=self.step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        with self.train_writer.as_default():
+            for name, value in logs.items():
+                if not name.startswith("val_"):
+                    tf.summary.scalar(f"epoch_{name}", value, step=epoch + 1)
+        with self.validation_writer.as_default():
+            for name, value in logs.items():
+                if name.startswith("val_"):
+                    tf.summary.scalar(f"epoch_{name[4:]}", value, step=epoch + 1)
+        self.train_writer.flush()
+        self.validation_writer.flush()
 
 
 def _add_perplexity(logs, prefix):
@@ -57,29 +93,36 @@ def _add_perplexity(logs, prefix):
         logs[f"{prefix}perplexity"] = math.exp(min(float(logs[f"{prefix}nll"]), 50.0))
 
 
-class DevBleu(keras.callbacks.Callback):
-    """Decodes the dev sentences every `every_n_epochs` and logs BLEU and chrF.
+class DevEvaluation(keras.callbacks.Callback):
+    """Every `every_n_epochs`: dev BLEU and chrF, sample translations and attention heatmaps.
 
     Args:
-        evaluate_fn: callable () -> {"bleu": ..., "chrf": ...}.
-        log_dir: TensorBoard folder for the scalars (`dev/bleu`, `dev/chrf`).
-        every_n_epochs: 0 turns it off during training.
+        evaluate_fn: () -> {"bleu": ..., "chrf": ...} on the dev sentences.
+        samples_fn: (writer, step) -> None, writes the sample table and heatmaps at `step`.
+        log_dir: TensorBoard folder for the scalars `dev/bleu` and `dev/chrf`.
+        every_n_epochs: 0 evaluates only when `evaluate_now` is called (after training).
     """
 
-    def __init__(self, evaluate_fn, log_dir, every_n_epochs):
+    def __init__(self, evaluate_fn, samples_fn, log_dir, every_n_epochs):
         super().__init__()
         self.evaluate_fn = evaluate_fn
-        self.log_dir = log_dir
+        self.samples_fn = samples_fn
+        self.writer = tf.summary.create_file_writer(log_dir)
         self.every_n_epochs = every_n_epochs
         self.scores = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.every_n_epochs or (epoch + 1) % self.every_n_epochs:
-            return
+        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
+            scores = self.evaluate_now(epoch + 1)
+            if logs is not None:
+                logs["dev_bleu"] = scores["bleu"]
+
+    def evaluate_now(self, step):
         scores = self.evaluate_fn()
-        self.scores.append({"epoch": epoch + 1, **scores})
-        with tf.summary.create_file_writer(self.log_dir).as_default():
+        self.scores.append({"epoch": step, **scores})
+        with self.writer.as_default():
             for name in ("bleu", "chrf"):
-                tf.summary.scalar(f"dev/{name}", scores[name], step=epoch + 1)
-        if logs is not None:
-            logs["dev_bleu"] = scores["bleu"]
+                tf.summary.scalar(f"dev/{name}", scores[name], step=step)
+        self.samples_fn(self.writer, step)
+        self.writer.flush()
+        return scores

@@ -69,6 +69,8 @@ class TrainerConfig:
     log_every_n_steps: int = MISSING
     bleu_every_n_epochs: int = MISSING
     validation_max_sentences: int = MISSING
+    tensorboard_samples: int = MISSING
+    profile_steps: list[int] | None = None
 
 
 @dataclass

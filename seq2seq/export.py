@@ -20,6 +20,12 @@ from seq2seq.tokenizers import BOS_ID, EOS_ID
 log = logging.getLogger(__name__)
 
 TEXT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="text")]
+OPTIONS_SIGNATURE = [
+    *TEXT_SIGNATURE,
+    tf.TensorSpec([], tf.int32, name="beam_size"),
+    tf.TensorSpec([], tf.float32, name="alpha"),
+    tf.TensorSpec([], tf.int32, name="n_best"),
+]
 
 
 class InGraphTranslator:
@@ -70,23 +76,31 @@ class InGraphTranslator:
         lengths = tf.cast(source_lengths, tf.float32) * self.max_length_ratio
         return tf.cast(tf.math.ceil(lengths), tf.int32) + self.max_length_offset
 
-    def search(self, text, beam_size, n_best):
-        """Returns ids (batch, n_best, len), scores (batch, n_best) and source lengths."""
+    def search(self, text, beam_size, n_best, alpha):
+        """Returns ids (batch, n_best, len), scores (batch, n_best) and source lengths.
+
+        beam_size, n_best and alpha are Python numbers or scalar tensors (chosen at run time);
+        beam size 1 decodes greedily.
+        """
         ids, lengths = self.encode_text(text)
         state, memory = self.model.encode(ids)
-        kwargs = dict(bos_id=BOS_ID, eos_id=EOS_ID, max_lengths=self.max_output_lengths(lengths))
-        if beam_size == 1:
-            out, scores = decoding.greedy_search(self.model.decode_step, state, memory, **kwargs)
-            return out[:, None, :], scores[:, None], lengths
-        out, scores = decoding.beam_search(
-            self.model.decode_step,
-            state,
-            memory,
-            beam_size=beam_size,
-            alpha=self.alpha,
-            n_best=n_best,
-            **kwargs,
-        )
+        limits = dict(bos_id=BOS_ID, eos_id=EOS_ID, max_lengths=self.max_output_lengths(lengths))
+
+        def greedy():
+            out, scores = decoding.greedy_search(self.model.decode_step, state, memory, **limits)
+            return out[:, None, :], scores[:, None]
+
+        def beam():
+            return decoding.beam_search(self.model.decode_step, state, memory,
+                                        beam_size=beam_size, alpha=alpha, n_best=n_best,
+                                        **limits)  # fmt: skip
+
+        if not isinstance(beam_size, int):
+            out, scores = tf.cond(tf.equal(beam_size, 1), greedy, beam)
+        elif beam_size == 1:
+            out, scores = greedy()
+        else:
+            out, scores = beam()
         return out, scores, lengths
 
     def detokenize(self, ids, source_lengths):
@@ -96,21 +110,26 @@ class InGraphTranslator:
 
     def translate(self, text):
         def run():
-            ids, _, lengths = self.search(text, self.beam_size, 1)
+            ids, _, lengths = self.search(text, self.beam_size, 1, self.alpha)
             return self.detokenize(ids[:, 0, :], lengths)
 
         return {"translation": _unless_empty(text, run, lambda: tf.zeros([0], tf.string))}
 
     def translate_nbest(self, text):
+        return self.translate_options(text, self.beam_size, self.alpha, self.n_best)
+
+    def translate_options(self, text, beam_size, alpha, n_best):
+        """n-best translations and scores with decoding settings chosen by the caller."""
+
         def run():
-            ids, scores, lengths = self.search(text, self.beam_size, self.n_best)
+            ids, scores, lengths = self.search(text, beam_size, n_best, alpha)
             batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
             flat = tf.reshape(ids, [batch * n, -1])
             text_out = self.detokenize(flat, tf.repeat(lengths, n))
             return tf.reshape(text_out, [batch, n]), scores
 
         def empty():
-            return tf.zeros([0, self.n_best], tf.string), tf.zeros([0, self.n_best], tf.float32)
+            return tf.zeros([0, n_best], tf.string), tf.zeros([0, n_best], tf.float32)
 
         translations, scores = _unless_empty(text, run, empty)
         return {"translations": translations, "scores": scores}
@@ -146,6 +165,9 @@ def _write_archive(translator, out_dir):
     archive.add_endpoint("serving_default", translator.translate, input_signature=TEXT_SIGNATURE)
     archive.add_endpoint(
         "translate_nbest", translator.translate_nbest, input_signature=TEXT_SIGNATURE
+    )
+    archive.add_endpoint(
+        "translate_options", translator.translate_options, input_signature=OPTIONS_SIGNATURE
     )
     archive.write_out(str(out_dir), verbose=False)
 

@@ -1,6 +1,7 @@
 """The translator: encoder, bridge and attention decoder as one Keras model."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from seq2seq.decoder import Decoder
@@ -124,6 +125,7 @@ class Translator(keras.Model):
             name="encoder",
         )
         self.bridge = Bridge(bridge, units, decoder_layers, name="bridge")
+        self.gradient_norm_tracker = keras.metrics.Mean(name="gradient_norm")
         self.decoder = Decoder(
             target_vocabulary_size,
             embedding_dim,
@@ -149,6 +151,21 @@ class Translator(keras.Model):
 
     def lstm_layers(self):
         return self.encoder.lstm_layers() + self.decoder.lstm_layers()
+
+    def train_step(self, data):
+        """Keras's TensorFlow train step, plus the global gradient norm (before clipping)."""
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+            self._loss_tracker.update_state(loss, sample_weight=tf.shape(x["encoder_token_ids"])[0])
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        norm = tf.linalg.global_norm(gradients)
+        scale = getattr(self.optimizer, "dynamic_scale", None)  # mixed_float16 loss scaling
+        self.gradient_norm_tracker.update_state(norm if scale is None else norm / scale)
+        return self.compute_metrics(x, y, y_pred)
 
     # === Incremental decoding (the step-function interface of seq2seq.decoding) ===
     def encode(self, source_ids):

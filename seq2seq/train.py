@@ -12,11 +12,13 @@ from pathlib import Path
 import absl.logging
 import hydra
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import data, training
+from seq2seq import data, monitoring, training
+from seq2seq.callbacks import DevEvaluation
 from seq2seq.config import Config
 from seq2seq.evaluation import evaluate, split_texts
 from seq2seq.export import TEXT_SIGNATURE, InGraphTranslator, export_saved_model
@@ -78,25 +80,8 @@ def make_translator(model, tokenizers, decode_cfg):
 def train(cfg: DictConfig, run_dir) -> dict:
     """Runs one experiment in run_dir and returns its metrics (also in run_dir/metrics.json)."""
     start = time.monotonic()
-    absl.logging.set_verbosity(absl.logging.WARNING)  # TFDS logs every file it opens
-    run_dir = writable_dir(run_dir, "hydra.run.dir")
-    training.set_seed(cfg.seed)
-    training.configure_precision(cfg.trainer.precision)
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-    splits = load_splits(cfg.data)
-    toks, _ = training.prepare_tokenizers(
-        splits["train"], run_dir / "tokenizers", **cfg.data.tokenizer
-    )
-    train_ds, val_ds, stats = training.make_datasets(
-        splits,
-        *toks,
-        max_source_length=cfg.data.max_source_length,
-        max_target_length=cfg.data.max_target_length,
-        batch_tokens=cfg.data.batch_tokens,
-        batch_sentences=cfg.data.batch_sentences,
-        shuffle_buffer=cfg.data.shuffle_buffer,
-        seed=cfg.seed,
-    )
+    run_dir = _start_run(cfg, run_dir)
+    splits, toks, (train_ds, val_ds, stats) = _prepare_data(cfg, run_dir)
     model = training.build_translator(
         vocabulary_size(toks[0]),
         vocabulary_size(toks[1]),
@@ -107,12 +92,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
     )
     translator = make_translator(model, toks, cfg.decode)
     translate_fn = tf.function(translator.translate, input_signature=TEXT_SIGNATURE)
-    exact = cfg.data.source == "numbers"
-    dev = split_texts(splits["validation"], cfg.trainer.validation_max_sentences)
-
-    def dev_scores():
-        return evaluate(translate_fn, *dev, batch_size=cfg.decode.batch_size, exact_match=exact)[0]
-
+    dev = _dev_evaluation(cfg, translator, translate_fn, splits["validation"], run_dir)
     history, out_of_time = training.fit(
         model,
         train_ds,
@@ -122,25 +102,81 @@ def train(cfg: DictConfig, run_dir) -> dict:
         max_minutes=cfg.trainer.max_minutes,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
         train_stats=stats,
-        dev_bleu=dev_scores,
-        bleu_every_n_epochs=cfg.trainer.bleu_every_n_epochs,
+        dev_evaluation=dev,
+        profile_steps=cfg.trainer.profile_steps,
     )
     train_seconds = time.monotonic() - start
-    results = {"validation": dev_scores()}
-    test_scores, hypotheses = evaluate(
-        translate_fn,
-        *split_texts(splits["test"]),
-        batch_size=cfg.decode.batch_size,
-        exact_match=exact,
-    )
-    results["test"] = test_scores
-    atomic_write_text(run_dir / "test_hypotheses.txt", "\n".join(hypotheses) + "\n")
+    results = {"validation": dev.evaluate_now(len(history))}
+    results["test"] = _test_evaluation(cfg, translate_fn, splits["test"], run_dir)
+    monitoring.write_final_metrics(str(run_dir / "tensorboard" / "validation"), results,
+                                   len(history))  # fmt: skip
     if cfg.export:
         export_saved_model(translator, run_dir / "export")
     metrics = _metrics(results, history, stats, train_seconds, out_of_time, model, start)
     atomic_write_json(run_dir / "metrics.json", metrics)
     _report(run_dir, metrics, cfg.export)
     return metrics
+
+
+def _start_run(cfg, run_dir):
+    absl.logging.set_verbosity(absl.logging.WARNING)  # TFDS logs every file it opens
+    tfds.disable_progress_bar()
+    run_dir = writable_dir(run_dir, "hydra.run.dir")
+    training.set_seed(cfg.seed)
+    training.configure_precision(cfg.trainer.precision)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    hparams = monitoring.flatten_config(OmegaConf.to_container(cfg, resolve=True))
+    monitoring.write_hparams(str(run_dir / "tensorboard"), hparams, run_dir.name)
+    return run_dir
+
+
+def _prepare_data(cfg, run_dir):
+    splits = load_splits(cfg.data)
+    toks, _ = training.prepare_tokenizers(
+        splits["train"], run_dir / "tokenizers", **cfg.data.tokenizer
+    )
+    datasets = training.make_datasets(
+        splits,
+        *toks,
+        max_source_length=cfg.data.max_source_length,
+        max_target_length=cfg.data.max_target_length,
+        batch_tokens=cfg.data.batch_tokens,
+        batch_sentences=cfg.data.batch_sentences,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        seed=cfg.seed,
+    )
+    return splits, toks, datasets
+
+
+def _dev_evaluation(cfg, translator, translate_fn, validation, run_dir):
+    """The DevEvaluation callback: BLEU/chrF on at most K dev sentences, samples, attention."""
+    sources, references = split_texts(validation, cfg.trainer.validation_max_sentences)
+    exact = cfg.data.source == "numbers"
+    log_dir = str(run_dir / "tensorboard" / "validation")
+    n = cfg.trainer.tensorboard_samples
+
+    def scores():
+        return evaluate(
+            translate_fn, sources, references, batch_size=cfg.decode.batch_size, exact_match=exact
+        )[0]
+
+    def samples(writer, step):
+        if n:
+            found = monitoring.attention_samples(translator, sources[:n])
+            monitoring.write_samples(writer, found, references[:n], step)
+
+    return DevEvaluation(scores, samples, log_dir, cfg.trainer.bleu_every_n_epochs)
+
+
+def _test_evaluation(cfg, translate_fn, test, run_dir):
+    scores, hypotheses = evaluate(
+        translate_fn,
+        *split_texts(test),
+        batch_size=cfg.decode.batch_size,
+        exact_match=cfg.data.source == "numbers",
+    )
+    atomic_write_text(run_dir / "test_hypotheses.txt", "\n".join(hypotheses) + "\n")
+    return scores
 
 
 def _metrics(results, history, stats, train_seconds, out_of_time, model, start):

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from seq2seq import pipeline, tokenizers
-from seq2seq.callbacks import DevBleu, TrainingStatistics, WallClockBudget
+from seq2seq.callbacks import ScalarLogger, TrainingStatistics, WallClockBudget
 from seq2seq.losses import MaskedCrossEntropy, NegativeLogLikelihood, TokenAccuracy
 from seq2seq.model import Translator
 
@@ -101,7 +101,7 @@ def build_translator(
 ):
     """A compiled Translator: Adam, masked (label-smoothed) cross-entropy, token metrics."""
     model = Translator(source_vocabulary_size, target_vocabulary_size, **model_kwargs)
-    one = tf.ones((1, 1), tf.int32)
+    one = tf.ones((1, 2), tf.int32)
     model({"encoder_token_ids": one, "decoder_token_ids": one})  # builds every weight
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
@@ -146,22 +146,30 @@ def fit(
     max_minutes,
     log_every_n_steps,
     train_stats,
-    dev_bleu=None,
-    bleu_every_n_epochs=0,
+    dev_evaluation=None,
+    profile_steps=None,
 ):
-    """model.fit with the run's callbacks; returns per-epoch logs and whether time ran out."""
+    """model.fit with the run's callbacks; returns per-epoch logs and whether time ran out.
+
+    `dev_evaluation` is a `DevEvaluation` callback (dev BLEU, samples, attention) or None;
+    `profile_steps` a (first, last) batch range to trace with the TensorFlow profiler.
+    """
     run_dir = Path(run_dir)
     budget = WallClockBudget(max_minutes)
     stats = TrainingStatistics(train_stats["source_tokens"], train_stats["target_tokens"])
-    callbacks = [budget, stats]
-    if dev_bleu is not None:
-        callbacks.append(
-            DevBleu(dev_bleu, str(run_dir / "tensorboard" / "validation"), bleu_every_n_epochs)
-        )
+    callbacks = [budget, stats] + ([dev_evaluation] if dev_evaluation else [])
     callbacks += [
         AtomicCheckpoint(run_dir / "checkpoints"),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=log_every_n_steps),
+        ScalarLogger(str(run_dir / "tensorboard"), log_every_n_steps),
     ]
+    if profile_steps:
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                str(run_dir / "tensorboard"),
+                update_freq="epoch",
+                profile_batch=tuple(profile_steps),
+            )
+        )
     # Datasets of unknown length make Keras warn at every epoch end although every epoch runs.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")

@@ -330,3 +330,115 @@ def test_search_under_xla_with_static_output_length():
     ref_greedy_ids, ref_greedy_scores = run_greedy(model, memory, [5, 3])
     np.testing.assert_array_equal(greedy_ids.numpy()[:, :5], ref_greedy_ids)
     np.testing.assert_allclose(greedy_scores.numpy(), ref_greedy_scores, rtol=1e-5)
+
+
+# === Beam settings given as scalar tensors ===
+
+
+def tensor_settings(beam_size, alpha, n_best):
+    """The settings as the scalar tensors of a SavedModel signature."""
+    return {
+        "beam_size": tf.constant(beam_size, tf.int32),
+        "alpha": tf.constant(alpha, tf.float32),
+        "n_best": tf.constant(n_best, tf.int32),
+    }
+
+
+def test_tensor_settings_match_python_numbers():
+    model, memory, max_lengths = ToyRNN(seed=5), make_memory([3, 6, 1, 4], seed=6), [5, 8, 2, 6]
+    ref_ids, ref_scores = run_beam(model, memory, max_lengths, beam_size=3, alpha=0.6, n_best=2)
+    ids, scores = run_beam(model, memory, max_lengths, **tensor_settings(3, 0.6, 2))
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_array_equal(scores, ref_scores)
+
+
+class TensorSettingsTranslator(tf.Module):
+    """Beam search whose beam size, alpha and n-best are inputs of the signature."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, HIDDEN], tf.float32, name="enc"),
+            tf.TensorSpec([None, None], tf.bool, name="mask"),
+            tf.TensorSpec([None], tf.int32, name="max_lengths"),
+            tf.TensorSpec([], tf.int32, name="beam_size"),
+            tf.TensorSpec([], tf.float32, name="alpha"),
+            tf.TensorSpec([], tf.int32, name="n_best"),
+        ]
+    )
+    def decode(self, enc, mask, max_lengths, beam_size, alpha, n_best):
+        memory = {"enc": enc, "mask": mask}
+        ids, scores = beam_search(
+            self.model.step,
+            self.model.initial_state(memory),
+            memory,
+            beam_size=beam_size,
+            alpha=alpha,
+            n_best=n_best,
+            bos_id=BOS,
+            eos_id=EOS,
+            max_lengths=max_lengths,
+        )
+        return {"ids": ids, "scores": scores}
+
+
+@pytest.fixture(scope="module")
+def tensor_settings_decode(tmp_path_factory):
+    """The `decode` signature of a saved and reloaded `TensorSettingsTranslator`: one graph."""
+    model, path = ToyRNN(seed=9), str(tmp_path_factory.mktemp("tensor_settings"))
+    module = TensorSettingsTranslator(model)
+    tf.saved_model.save(module, path, signatures={"decode": module.decode.get_concrete_function()})
+    return model, tf.saved_model.load(path).signatures["decode"]
+
+
+@pytest.mark.parametrize(
+    "beam_size, alpha, n_best, lengths, max_lengths",
+    [(1, 0.0, 1, [3, 5, 2], [4, 6, 5]), (3, 0.6, 2, [4], [3]), (5, 1.0, 5, [2, 6], [5, 4])],
+)
+def test_saved_model_takes_beam_settings_as_tensors(
+    tensor_settings_decode, beam_size, alpha, n_best, lengths, max_lengths
+):
+    model, decode = tensor_settings_decode
+    memory = make_memory(lengths, seed=10)
+    out = decode(
+        enc=memory["enc"],
+        mask=memory["mask"],
+        max_lengths=tf.constant(max_lengths),
+        **tensor_settings(beam_size, alpha, n_best),
+    )
+    ref_ids, ref_scores = run_beam(
+        model, memory, max_lengths, beam_size=beam_size, alpha=alpha, n_best=n_best
+    )
+    assert out["ids"].shape == (len(lengths), n_best, max(max_lengths))
+    np.testing.assert_array_equal(out["ids"].numpy(), ref_ids)
+    np.testing.assert_allclose(out["scores"].numpy(), ref_scores, rtol=1e-5)
+
+
+def test_saved_model_rejects_tensor_n_best_above_beam_size(tensor_settings_decode):
+    _, decode = tensor_settings_decode
+    memory = make_memory([3], seed=10)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="n_best must be between 1 and"):
+        decode(
+            enc=memory["enc"],
+            mask=memory["mask"],
+            max_lengths=tf.constant([4]),
+            **tensor_settings(beam_size=3, alpha=0.6, n_best=4),
+        )
+
+
+@pytest.mark.parametrize(
+    "beam_size, alpha, n_best, message",
+    [
+        (0, 0.6, 1, "beam_size must be >= 1"),
+        (3, 0.6, 0, "n_best must be between 1 and beam_size"),
+        (3, 0.6, 4, "n_best must be between 1 and beam_size"),
+        (3, -0.5, 1, "alpha must be >= 0"),
+    ],
+)
+def test_invalid_tensor_settings_raise_eagerly(beam_size, alpha, n_best, message):
+    model, memory = ToyRNN(), make_memory([2])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        run_beam(model, memory, [3], **tensor_settings(beam_size, alpha, n_best))

@@ -1,0 +1,233 @@
+"""`python -m seq2seq.evaluate`: score an exported model on a data split or on parallel files.
+
+    python -m seq2seq.evaluate --model RUN_DIR --split test
+    python -m seq2seq.evaluate --model RUN_OR_EXPORT --source test.en --reference test.de
+
+A split is read with the data config of the run (`<run>/config.yaml`, `data` section). Reports
+sacreBLEU BLEU, chrF and TER (detokenized, cased, with signatures), BLEU on Moses-tokenized
+lowercased text (as published Multi30k results), exact match and sentences/s. Prints a table and
+writes the same as JSON (default `<run or export folder>/evaluation_<split or files>.json`).
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from seq2seq import metrics
+from seq2seq.files import atomic_write_json, atomic_write_text
+from seq2seq.savedmodel import (
+    CONFIG_FILE,
+    DecodeOptions,
+    Progress,
+    UsageError,
+    add_decoding_arguments,
+    batch_translator,
+    check_writable,
+    find_export,
+    find_run_dir,
+    load_export,
+    one_line,
+    positive_int,
+    quiet_tensorflow,
+    read_lines,
+    translate_sorted,
+)
+
+TABLE_ROWS = (
+    ("BLEU", "bleu", "bleu_signature"),
+    ("chrF", "chrf", "chrf_signature"),
+    ("TER", "ter", "ter_signature"),
+    ("BLEU tok lc", "bleu_tok_lc", "bleu_tok_lc_signature"),
+    ("exact match %", "exact_match", None),
+    ("sentences", "sentences", None),
+    ("sentences/s", "sentences_per_second", None),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m seq2seq.evaluate",
+        description="Score an exported seq2seq model (BLEU, chrF, TER, tokenized lowercased BLEU).",
+    )
+    parser.add_argument("--model", required=True, help="export folder or run folder")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--split", choices=("test", "validation"), help="a split of the run's data")
+    data.add_argument("--source", help="source sentences, one per line (needs --reference)")
+    parser.add_argument("--reference", help="reference translations, line-aligned with --source")
+    parser.add_argument("--data-dir", help="TFDS data dir for --split (default: the run's)")
+    parser.add_argument(
+        "--target-language", help="Moses tokenizer language (default: the run's target language)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
+    add_decoding_arguments(parser, n_best=False)
+    parser.add_argument("--output-json", help="default: <run or export>/evaluation_<data>.json")
+    parser.add_argument("--hypotheses", help="also write the translations here, one per line")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Runs the command; returns the exit code (2 for bad arguments, paths or input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.source is None) != (args.reference is None):
+        parser.error("--source and --reference go together")
+    try:
+        report = evaluate(args)
+    except UsageError as error:
+        print(f"seq2seq.evaluate: error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    return 0
+
+
+def evaluate(args) -> dict:
+    """Translates the data, scores it, writes the JSON (and hypotheses); returns the report."""
+    options = DecodeOptions(args.beam_size, args.alpha)
+    decoding = options.describe()  # also checks the options
+    export_dir = find_export(args.model)
+    run_dir = find_run_dir(export_dir)
+    json_path = args.output_json or default_json_path(run_dir or export_dir, args, decoding)
+    for path, option in ((args.output_json, "--output-json"), (args.hypotheses, "--hypotheses")):
+        check_writable(path, option)
+    sources, references, data, language = load_data(args, run_dir)
+    quiet_tensorflow()
+    run_batch = batch_translator(load_export(export_dir), options)
+    run_batch([min(sources, key=len)])  # warm-up: sentences/s leaves out one-time costs
+    start = time.monotonic()
+    progress = None if args.quiet else Progress(len(sources))
+    results = translate_sorted(run_batch, sources, args.batch_size, progress)
+    seconds = time.monotonic() - start
+    hypotheses = [hypotheses[0].text for hypotheses in results]
+    report = {"model": str(export_dir.resolve()), "data": data, "decoding": decoding}
+    report.update(score(hypotheses, references, language))
+    report.update(seconds=seconds, sentences_per_second=len(sources) / max(seconds, 1e-9))
+    report["json"] = write_json(json_path, report, explicit=args.output_json is not None)
+    if args.hypotheses:
+        atomic_write_text(args.hypotheses, "".join(one_line(h) + "\n" for h in hypotheses))
+    return report
+
+
+def score(hypotheses, references, language) -> dict:
+    """sacreBLEU BLEU/chrF/TER, tokenized lowercased BLEU and exact match, with signatures."""
+    scores = metrics.corpus_scores(hypotheses, references)
+    scores.update(metrics.ter_score(hypotheses, references))
+    scores.update(metrics.tokenized_lowercased_bleu(hypotheses, references, language))
+    scores["exact_match"] = metrics.exact_match(hypotheses, references)
+    scores["sentences"] = len(hypotheses)
+    return scores
+
+
+def default_json_path(folder, args, decoding) -> Path:
+    """`evaluation_<split>.json` or `evaluation_files_<source name>.json`, plus any options."""
+    name = args.split or f"files_{Path(args.source).name}"
+    if "beam_size" in decoding:
+        name += f"_beam{decoding['beam_size']}_alpha{decoding['alpha']:g}"
+    return Path(folder) / f"evaluation_{name}.json"
+
+
+def load_data(args, run_dir):
+    """(sources, references, description, Moses language) from --split or --source/--reference.
+
+    Raises:
+        UsageError: Missing or unreadable files, different line counts, no run config for
+            --split, or no target language known.
+    """
+    config = _run_config(run_dir) if run_dir else None
+    if args.split:
+        if config is None:
+            raise UsageError(
+                f"--split needs the run folder's {CONFIG_FILE} next to the export: "
+                "give a run folder, or use --source/--reference"
+            )
+        sources, references, data = _load_split(config, args.split, args.data_dir)
+        data["config"] = str((run_dir / CONFIG_FILE).resolve())
+    else:
+        sources, references = read_lines(args.source), read_lines(args.reference)
+        if len(sources) != len(references):
+            raise UsageError(
+                f"{args.source} has {len(sources)} lines but {args.reference} has {len(references)}"
+            )
+        data = {"source": str(Path(args.source).resolve())}
+        data["reference"] = str(Path(args.reference).resolve())
+    if not sources:
+        raise UsageError(f"no sentences to score in {args.source or args.split}")
+    language = args.target_language or (config and config.data.get("target_language"))
+    if not language:
+        raise UsageError("--target-language is needed (no run config to read it from)")
+    return sources, references, data, language
+
+
+def _run_config(run_dir):
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.load(run_dir / CONFIG_FILE)
+    except Exception as error:  # YAML syntax or I/O: report it as a bad run folder
+        raise UsageError(f"{run_dir / CONFIG_FILE}: cannot read: {error}") from None
+
+
+def _load_split(config, split, data_dir):
+    """Reads a split with the run's data config (as training did); returns its texts."""
+    from seq2seq.evaluation import split_texts
+    from seq2seq.train import load_splits
+
+    if data_dir:
+        config.data.data_dir = data_dir
+    try:
+        splits = load_splits(config.data)
+    except (ValueError, OSError, ConnectionError) as error:
+        source = config.data.source
+        raise UsageError(
+            f"cannot load the {split} split of data.source={source}: {error}"
+        ) from None
+    sources, references = split_texts(splits[split])
+    data = {"split": split, "data_source": config.data.source, "data_dir": config.data.data_dir}
+    return sources, references, data
+
+
+def write_json(path, report, *, explicit):
+    """Writes the report atomically; returns the path, or None if a default path is read-only.
+
+    Raises:
+        UsageError: An explicitly given path cannot be written.
+    """
+    try:
+        atomic_write_json(path, report)
+    except OSError as error:
+        if explicit:
+            raise UsageError(f"--output-json {path}: cannot write: {error.strerror}") from None
+        print(
+            f"note: {path} is not writable ({error.strerror}); use --output-json", file=sys.stderr
+        )
+        return None
+    return str(path)
+
+
+def format_table(report) -> str:
+    """The report as aligned `name  value  signature` rows."""
+    data = report["data"]
+    if "split" in data:
+        what = f"{data['split']} split of data.source={data['data_source']}"
+    else:
+        what = f"{data['source']} -> {data['reference']}"
+    decoding = report["decoding"]
+    if "beam_size" in decoding:
+        how = f"translate_options: beam {decoding['beam_size']}, alpha {decoding['alpha']:g}"
+    else:
+        how = "serving_default (decoding settings baked in at export)"
+    rows = [("model", report["model"], ""), ("data", what, ""), ("decoding", how, "")]
+    for label, key, signature in TABLE_ROWS:
+        value = report[key]
+        text = str(value) if isinstance(value, int) else f"{value:.2f}"
+        rows.append((label, text, report[signature] if signature else ""))
+    rows.append(("JSON", report["json"] or "(not written)", ""))
+    width = max(len(label) for label, _, _ in rows)
+    value_width = max(len(value) for _, value, sig in rows if sig)
+    lines = [f"{label:<{width}}  {value:<{value_width}}  {sig}" for label, value, sig in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
