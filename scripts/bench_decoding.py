@@ -186,6 +186,7 @@ def main():
         for search in args.searches.split(",")
         for xla in args.xla.split(",")
         for lib in libs
+        if not (lib == "base" and search == "beam_t")  # older versions take Python numbers only
     }
     results = time_interleaved(fns, inputs, args.runs)
     for (lib, search, xla), (first, times, length) in results.items():

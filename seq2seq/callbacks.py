@@ -126,3 +126,29 @@ class DevEvaluation(keras.callbacks.Callback):
         self.samples_fn(self.writer, step)
         self.writer.flush()
         return scores
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN or Inf loss and remembers where it happened.
+
+    The checkpoint callback skips non-finite epochs, so the last good weights stay on disk.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0
+        self.failure = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failure = {"step": self.step, "loss": float(loss)}
+            self.model.stop_training = True
+
+    def message(self, checkpoint):
+        return (
+            f"training stopped: the loss became {self.failure['loss']} at step "
+            f"{self.failure['step']}; the last good weights are in {checkpoint} "
+            "(try a lower trainer.learning_rate or set trainer.clipnorm)"
+        )

@@ -2,8 +2,8 @@
 
 Shared by `python -m seq2seq.translate` and `python -m seq2seq.evaluate`. Only the standard
 library is imported at module level; TensorFlow and tensorflow_text are imported when a model is
-loaded. So bad arguments are reported before TensorFlow starts, and the translate command never
-imports Keras or the training code.
+loaded. So bad arguments are reported before TensorFlow starts, and the translate command imports
+neither the training code nor any Keras module beyond those `import tensorflow` loads itself.
 
 Sentences are sorted by length (characters) before batching, so a batch holds sentences of
 similar length and little padding; results come back in input order. Decoding is
@@ -191,9 +191,8 @@ def add_decoding_arguments(parser, *, n_best):
     group = parser.add_argument_group(
         "decoding (any of these switches to the translate_options signature)"
     )
-    group.add_argument(
-        "--beam-size", type=positive_int, help="1 = greedy (default: --n-best, or 1)"
-    )
+    default = "--n-best, or 1" if n_best else "1"
+    group.add_argument("--beam-size", type=positive_int, help=f"1 = greedy (default: {default})")
     group.add_argument("--alpha", type=float, help="GNMT length penalty exponent (default: 0.6)")
     if n_best:
         group.add_argument("--n-best", type=positive_int, help="hypotheses per input (default: 1)")

@@ -1,6 +1,7 @@
 """The steps of a training run, each taking plain arguments (no Hydra below the entry point)."""
 
 import logging
+import math
 import os
 import sys
 import warnings
@@ -10,7 +11,12 @@ import keras
 import tensorflow as tf
 
 from seq2seq import pipeline, tokenizers
-from seq2seq.callbacks import ScalarLogger, TrainingStatistics, WallClockBudget
+from seq2seq.callbacks import (
+    NonFiniteLossGuard,
+    ScalarLogger,
+    TrainingStatistics,
+    WallClockBudget,
+)
 from seq2seq.losses import MaskedCrossEntropy, NegativeLogLikelihood, TokenAccuracy
 from seq2seq.model import Translator
 
@@ -120,6 +126,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.best = float("inf")
 
     def on_epoch_end(self, epoch, logs=None):
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            return  # keep the last good weights
         save_weights_atomically(self.model, self.directory / "last.weights.h5")
         val_loss = (logs or {}).get("val_loss")
         if val_loss is not None and val_loss < self.best:
@@ -156,8 +164,9 @@ def fit(
     """
     run_dir = Path(run_dir)
     budget = WallClockBudget(max_minutes)
+    guard = NonFiniteLossGuard()
     stats = TrainingStatistics(train_stats["source_tokens"], train_stats["target_tokens"])
-    callbacks = [budget, stats] + ([dev_evaluation] if dev_evaluation else [])
+    callbacks = [guard, budget, stats] + ([dev_evaluation] if dev_evaluation else [])
     callbacks += [
         AtomicCheckpoint(run_dir / "checkpoints"),
         ScalarLogger(str(run_dir / "tensorboard"), log_every_n_steps),
@@ -177,6 +186,8 @@ def fit(
     model.fit(
         train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=verbose
     )
+    if guard.failure:
+        raise FloatingPointError(guard.message(run_dir / "checkpoints" / "last.weights.h5"))
     return stats.history, budget.stopped
 
 

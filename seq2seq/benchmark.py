@@ -1,0 +1,165 @@
+"""`python -m seq2seq.benchmark`: training and decoding throughput, peak memory; prints JSON.
+
+Defaults to the peer's reference configuration (`experiment=peer_reference`: Multi30k en->de).
+Training throughput is measured over `--steps` batches after `--warmup` batches (tracing and
+the first retraces excluded); decoding over the 1,000 test_2016_flickr sentences in
+length-sorted batches of 64, after one untimed pass that traces the functions. Figures are
+printed, never asserted: this machine is shared and noisy, so repeat (`--repeats`) and quote
+medians.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import psutil
+import tensorflow as tf
+
+from seq2seq.evaluation import split_texts, translate_sentences
+from seq2seq.export import TEXT_SIGNATURE
+from seq2seq.tokenizers import vocabulary_size
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=60, help="timed training batches")
+    parser.add_argument("--warmup", type=int, default=15, help="untimed batches first")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs; medians reported")
+    parser.add_argument("--decode-sentences", type=int, default=1000, help="0 skips decoding")
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--run-dir", help="decode with this trained run's weights and tokenizers")
+    parser.add_argument("--workdir", default="outputs/benchmark", help="tokenizers etc. go here")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.manual_dir=...")
+    args = parser.parse_args(argv)
+    if not any(o.startswith("experiment=") for o in args.overrides):
+        args.overrides.insert(0, "experiment=peer_reference")
+    return args
+
+
+def compose_config(overrides):
+    from hydra import compose, initialize_config_module
+    from hydra.core.config_store import ConfigStore
+
+    from seq2seq.config import Config
+
+    ConfigStore.instance().store(name="base_config", node=Config)
+    with initialize_config_module(version_base="1.3", config_module="seq2seq.conf"):
+        return compose("config", overrides=overrides)
+
+
+def batch_tokens(inputs, labels):
+    source = int(np.count_nonzero(inputs["encoder_token_ids"]))
+    return source, int(np.count_nonzero(labels))
+
+
+def time_training(model, dataset, warmup, steps):
+    """Seconds and tokens for `steps` train_on_batch calls after `warmup` calls."""
+    iterator = iter(dataset.repeat())
+    for _ in range(warmup):
+        inputs, labels = next(iterator)
+        model.train_on_batch(inputs, labels)
+    batches = [next(iterator) for _ in range(steps)]
+    start = time.perf_counter()
+    for inputs, labels in batches:
+        model.train_on_batch(inputs, labels)
+    seconds = time.perf_counter() - start
+    tokens = np.sum([batch_tokens(x, y) for x, y in batches], axis=0)
+    return {"seconds": seconds, "source_tokens": int(tokens[0]), "target_tokens": int(tokens[1])}
+
+
+def time_decoding(translator, sentences, beam_size, repeats):
+    fn = tf.function(
+        lambda text: translator.translate_options(text, beam_size, translator.alpha, 1),
+        input_signature=TEXT_SIGNATURE,
+    )
+
+    def translate(batch):
+        return {"translation": fn(batch)["translations"][:, 0]}
+
+    translate_sentences(translate, sentences, 64)  # traces every batch shape once
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        translate_sentences(translate, sentences, 64)
+        rates.append(len(sentences) / (time.perf_counter() - start))
+    return statistics.median(rates), rates
+
+
+def build(cfg, args):
+    from seq2seq import training
+    from seq2seq.train import MODEL_KEYS, load_splits, make_translator
+
+    splits = load_splits(cfg.data)
+    token_dir = Path(args.run_dir or args.workdir) / "tokenizers"
+    toks, _ = training.prepare_tokenizers(splits["train"], token_dir, **cfg.data.tokenizer)
+    train_ds, _, _ = training.make_datasets(
+        splits, *toks, max_source_length=cfg.data.max_source_length,
+        max_target_length=cfg.data.max_target_length, batch_tokens=cfg.data.batch_tokens,
+        batch_sentences=cfg.data.batch_sentences, shuffle_buffer=cfg.data.shuffle_buffer,
+        seed=cfg.seed,
+    )  # fmt: skip
+    training.configure_precision(cfg.trainer.precision)
+    model = training.build_translator(
+        vocabulary_size(toks[0]), vocabulary_size(toks[1]),
+        learning_rate=cfg.trainer.learning_rate, clipnorm=cfg.trainer.clipnorm,
+        label_smoothing=cfg.trainer.label_smoothing, **{k: cfg.model[k] for k in MODEL_KEYS},
+    )  # fmt: skip
+    return splits, model, make_translator(model, toks, cfg.decode), train_ds
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    cfg = compose_config(args.overrides)
+    splits, model, translator, train_ds = build(cfg, args)
+    runs = [time_training(model, train_ds, args.warmup, args.steps) for _ in range(args.repeats)]
+    result = {
+        "train_target_tokens_per_second": statistics.median(
+            r["target_tokens"] / r["seconds"] for r in runs
+        ),
+        "train_source_tokens_per_second": statistics.median(
+            r["source_tokens"] / r["seconds"] for r in runs
+        ),
+        "train_runs": runs,
+        "parameters": model.count_params(),
+    }
+    if args.decode_sentences:
+        if args.run_dir:  # a trained model decodes realistic lengths; an untrained one runs long
+            model.load_weights(Path(args.run_dir) / "checkpoints" / "last.weights.h5")
+        sources, _ = split_texts(splits["test"], args.decode_sentences)
+        for name, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
+            median, rates = time_decoding(translator, sources, beam, args.repeats)
+            result[f"{name}_sentences_per_second"] = median
+            result[f"{name}_runs"] = rates
+        result["decoded_with_trained_weights"] = bool(args.run_dir)
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["config"] = {"overrides": args.overrides, "steps": args.steps, "warmup": args.warmup,
+                        "repeats": args.repeats}  # fmt: skip
+    result["versions"] = versions()
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process (Linux ru_maxrss is in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def versions():
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpu_count": psutil.cpu_count(),
+    }
+
+
+if __name__ == "__main__":
+    main()
