@@ -124,7 +124,8 @@ def time_interleaved(fns, args, runs):
     """Calls every function once (trace and compile), then `runs` times in turn.
 
     Interleaving spreads the noise of a shared machine evenly over the configurations. Returns
-    `{name: (first_call_seconds, [milliseconds per later call], mean output length)}`.
+    `{name: (first_call_seconds, [(wall ms, process CPU ms) per later call], mean output length)}`;
+    CPU time, summed over threads, is less sensitive than wall time to other processes.
     """
     results = {}
     for name, fn in fns.items():
@@ -133,9 +134,10 @@ def time_interleaved(fns, args, runs):
         results[name] = (time.perf_counter() - start, [], mean_length(ids))
     for _ in range(runs):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn(*args)[0].numpy()
-            results[name][1].append(1000 * (time.perf_counter() - start))
+            wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+            results[name][1].append((1000 * wall, 1000 * cpu))
     return results
 
 
@@ -160,11 +162,15 @@ def parse_args():
     parser.add_argument("--searches", default="greedy,beam,beam_t", help="subset of these")
     parser.add_argument("--xla", default="off,on", help="comma-separated subset of off,on")
     parser.add_argument("--baseline", help="another decoding.py to time against this one")
+    parser.add_argument("--threads", type=int, help="TF intra-op threads (default: all cores)")
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(0)
     if args.step == "toy":
         decoder = ToyDecoder(args.vocab, args.units, args.layers)
@@ -174,7 +180,7 @@ def main():
     print(
         f"step={args.step} batch={args.batch} beam={args.beam} vocab={args.vocab} "
         f"units={args.units} layers={args.layers} src_len={args.src_len} "
-        f"max_length={args.max_length} runs={args.runs} threads={os.cpu_count()}"
+        f"max_length={args.max_length} runs={args.runs} threads={args.threads or os.cpu_count()}"
     )
     libs = {"new": decoding}
     if args.baseline:
@@ -190,10 +196,12 @@ def main():
     }
     results = time_interleaved(fns, inputs, args.runs)
     for (lib, search, xla), (first, times, length) in results.items():
+        wall, cpu = zip(*times)
+        median, median_cpu = statistics.median(wall), statistics.median(cpu)
         print(
-            f"{lib:4s} {search:6s} xla={xla:3s} median {statistics.median(times):8.1f} ms/batch"
-            f"  min {min(times):8.1f}  max {max(times):8.1f}  first call {first:5.1f} s"
-            f"  mean length {length:4.1f}"
+            f"{lib:4s} {search:6s} xla={xla:3s} wall ms/batch: median {median:7.1f}"
+            f" min {min(wall):7.1f} max {max(wall):7.1f} | CPU ms median {median_cpu:7.1f}"
+            f" | first call {first:4.1f} s | mean length {length:4.1f}"
         )
 
 

@@ -2,26 +2,23 @@
 
 import time
 
-import numpy as np
 import tensorflow as tf
 
 from seq2seq import metrics
+from seq2seq.savedmodel import translate_sorted
 
 
 def translate_sentences(translate_fn, sentences, batch_size):
-    """Translates in batches of similar length (less padding); returns outputs in input order.
+    """Translates in length-sorted batches (less padding); returns outputs in input order.
 
     `translate_fn` maps a (batch,) tf.string tensor to {"translation": (batch,) tf.string}.
     """
-    order = np.argsort([len(s.split()) for s in sentences], kind="stable")
-    outputs = [""] * len(sentences)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        batch = tf.constant([sentences[i] for i in chunk], tf.string)
-        translated = translate_fn(batch)["translation"].numpy()
-        for i, text in zip(chunk, translated):
-            outputs[i] = text.decode("utf-8")
-    return outputs
+
+    def translate_batch(batch):
+        out = translate_fn(tf.constant(batch, tf.string))["translation"].numpy()
+        return [text.decode("utf-8") for text in out]
+
+    return translate_sorted(translate_batch, sentences, batch_size)
 
 
 def split_texts(ds, limit=None):

@@ -2,14 +2,11 @@
 
 import io
 
-import matplotlib
 import tensorflow as tf
+from matplotlib.figure import Figure
 from tensorboard.plugins.hparams import api as hparams_api
 
 from seq2seq.tokenizers import BOS_ID
-
-matplotlib.use("Agg")
-from matplotlib import pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 
 def attention_samples(translator, sentences):
@@ -48,7 +45,8 @@ def heatmap_png(weights, source_pieces, target_pieces):
     """A labelled attention heatmap (target pieces down, source pieces across) as PNG bytes."""
     height = max(2.5, 0.28 * len(target_pieces) + 1.2)
     width = max(3.0, 0.32 * len(source_pieces) + 1.5)
-    fig, ax = plt.subplots(figsize=(width, height), dpi=80)
+    fig = Figure(figsize=(width, height), dpi=80)  # no pyplot: works headless and in notebooks
+    ax = fig.subplots()
     ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(source_pieces)), source_pieces, rotation=90, fontsize=8)
     ax.set_yticks(range(len(target_pieces)), target_pieces, fontsize=8)
@@ -57,7 +55,6 @@ def heatmap_png(weights, source_pieces, target_pieces):
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 

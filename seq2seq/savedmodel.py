@@ -12,6 +12,7 @@ batch-invariant (see `seq2seq.decoding`), so the batching does not change any tr
 
 import argparse
 import dataclasses
+import gzip
 import os
 import sys
 import time
@@ -70,7 +71,7 @@ def find_run_dir(export_dir) -> Path | None:
 
 
 def read_lines(path=None) -> list[str]:
-    """Reads UTF-8 lines from a file (or stdin when `path` is None or "-").
+    """Reads UTF-8 lines from a plain or gzip file (or stdin when `path` is None or "-").
 
     Lines are split on "\\n" only (not on the other separators `str.splitlines` knows), a
     trailing "\\r" and a leading byte-order mark are removed; empty lines are kept.
@@ -86,6 +87,8 @@ def read_lines(path=None) -> list[str]:
         raise UsageError(f"{name}: no such file") from None
     except OSError as error:
         raise UsageError(f"{name}: cannot read: {error.strerror}") from None
+    if data.startswith(b"\x1f\x8b"):
+        data = _gunzip(data, name)
     raw_lines = data.split(b"\n")
     if raw_lines[-1] == b"":
         raw_lines.pop()  # the newline that ends the last line does not start a new one
@@ -93,6 +96,13 @@ def read_lines(path=None) -> list[str]:
     if lines:
         lines[0] = lines[0].removeprefix(_BOM)
     return lines
+
+
+def _gunzip(data: bytes, name: str) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError) as error:
+        raise UsageError(f"{name}: broken gzip file: {error}") from None
 
 
 def _decode(raw: bytes, name: str, number: int) -> str:
@@ -235,7 +245,7 @@ def batch_translator(model, options: DecodeOptions, *, scores=False):
     import tensorflow as tf
 
     if options.baked and not scores:
-        serve = _signature(model, "serving_default", "")
+        serve = _signature(model, "serving_default")
 
         def translate_1best(batch):
             out = serve(text=tf.constant(batch, tf.string))["translation"].numpy()
@@ -243,9 +253,10 @@ def batch_translator(model, options: DecodeOptions, *, scores=False):
 
         return translate_1best
     if options.baked:
-        signature, settings = _signature(model, "translate_nbest", "--scores"), {}
+        signature, settings = _signature(model, "translate_nbest"), {}
     else:
-        signature = _signature(model, "translate_options", "--beam-size/--alpha/--n-best")
+        hint = " (exported before it existed): re-export it, or drop --beam-size/--alpha/--n-best"
+        signature = _signature(model, "translate_options", hint)
         beam_size, alpha, n_best = options.resolve()
         settings = {
             "beam_size": tf.constant(beam_size, tf.int32),
@@ -260,10 +271,9 @@ def batch_translator(model, options: DecodeOptions, *, scores=False):
     return translate_nbest
 
 
-def _signature(model, name, options):
+def _signature(model, name, hint=""):
     if name not in model.signatures:
-        hint = f": re-export the model or drop {options}" if options else ""
-        raise UsageError(f"the export has no {name!r} signature (exported before it existed){hint}")
+        raise UsageError(f"the export has no {name!r} signature{hint}")
     return model.signatures[name]
 
 

@@ -2,8 +2,8 @@
 
 Reads UTF-8 sentences (stdin or --input), translates them with the exported SavedModel in
 length-sorted batches and writes one translation per line, in input order (stdout or --output).
-Empty lines give empty lines. Needs only TensorFlow, tensorflow_text and the export: neither
-Keras nor the training code is imported.
+Empty lines give empty lines. Needs only TensorFlow, tensorflow_text and the export: the
+training code is not imported, nor any Keras module beyond those `import tensorflow` loads.
 
 Output formats:
     default: one translation per input line.

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seq2seq import decoding
 from seq2seq.decoding import beam_search, greedy_search
 
 PAD, BOS, EOS = 0, 1, 2
@@ -260,6 +261,33 @@ def test_n_best_outside_beam_raises(n_best):
     model, memory = ToyRNN(), make_memory([2])
     with pytest.raises(ValueError, match="n_best"):
         run_beam(model, memory, [3], beam_size=4, n_best=n_best)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 6])
+def test_top_k_by_chunks_equals_top_k_with_ties(chunk):
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 3, size=(5, 24)).astype(np.float32)  # many ties
+    x[rng.random(x.shape) < 0.3] = -np.inf
+    x[0] = -np.inf
+    values, indices = decoding._top_k_by_chunks(tf.constant(x), 4, chunk)
+    ref_values, ref_indices = tf.math.top_k(x, 4)
+    np.testing.assert_array_equal(values, ref_values)
+    np.testing.assert_array_equal(indices, ref_indices)
+
+
+def test_chunked_candidate_selection_equals_plain_top_k(monkeypatch):
+    # Flat random distributions over 60 tokens spread the 2K = 8 best candidates over many of the
+    # 4 * 15 chunks of 4 scores; a huge minimum chunk size turns chunking off.
+    probs = np.random.default_rng(4).dirichlet(np.full(60, 5.0), size=6)
+    probs[:, [PAD, BOS]] = 0
+    model, memory, max_lengths = TableModel(probs), dummy_memory(2), [6, 4]
+    monkeypatch.setattr(decoding, "TOP_K_CHUNK", 4)
+    ids, scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=4)
+    monkeypatch.setattr(decoding, "MIN_TOP_K_CHUNK", 10**9)
+    ref_ids, ref_scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=4)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_array_equal(scores, ref_scores)
+    assert np.isfinite(scores).all()
 
 
 def test_min_length_blocks_eos():

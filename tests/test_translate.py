@@ -1,3 +1,4 @@
+import gzip
 import io
 import json
 import subprocess
@@ -139,6 +140,8 @@ def test_read_lines_splits_on_newline_only(tmp_path):
     assert read_lines(path) == ["a\u2028b", "", "c\x0cd"]
     path.write_bytes(b"")
     assert read_lines(path) == []
+    path.write_bytes(gzip.compress(b"x\ny\n"))
+    assert read_lines(path) == ["x", "y"]
 
 
 def test_translate_sorted_batches_by_length_and_restores_order():
