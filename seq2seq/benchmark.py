@@ -23,7 +23,6 @@ import tensorflow as tf
 
 from seq2seq.evaluation import split_texts, translate_sentences
 from seq2seq.export import TEXT_SIGNATURE
-from seq2seq.tokenizers import vocabulary_size
 
 
 def parse_args(argv):
@@ -93,23 +92,11 @@ def time_decoding(translator, sentences, beam_size, repeats):
 
 def build(cfg, args):
     from seq2seq import training
-    from seq2seq.train import MODEL_KEYS, load_splits, make_translator
+    from seq2seq.train import build_model, make_translator, prepare_data
 
-    splits = load_splits(cfg.data)
-    token_dir = Path(args.run_dir or args.workdir) / "tokenizers"
-    toks, _ = training.prepare_tokenizers(splits["train"], token_dir, **cfg.data.tokenizer)
-    train_ds, _, _ = training.make_datasets(
-        splits, *toks, max_source_length=cfg.data.max_source_length,
-        max_target_length=cfg.data.max_target_length, batch_tokens=cfg.data.batch_tokens,
-        batch_sentences=cfg.data.batch_sentences, shuffle_buffer=cfg.data.shuffle_buffer,
-        seed=cfg.seed,
-    )  # fmt: skip
     training.configure_precision(cfg.trainer.precision)
-    model = training.build_translator(
-        vocabulary_size(toks[0]), vocabulary_size(toks[1]),
-        learning_rate=cfg.trainer.learning_rate, clipnorm=cfg.trainer.clipnorm,
-        label_smoothing=cfg.trainer.label_smoothing, **{k: cfg.model[k] for k in MODEL_KEYS},
-    )  # fmt: skip
+    splits, toks, (train_ds, _, _) = prepare_data(cfg, Path(args.run_dir or args.workdir))
+    model = build_model(cfg, toks, train_ds)
     return splits, model, make_translator(model, toks, cfg.decode), train_ds
 
 
@@ -138,8 +125,12 @@ def main(argv=None):
             result[f"{name}_runs"] = rates
         result["decoded_with_trained_weights"] = bool(args.run_dir)
     result["peak_rss_mb"] = peak_rss_mb()
-    result["config"] = {"overrides": args.overrides, "steps": args.steps, "warmup": args.warmup,
-                        "repeats": args.repeats}  # fmt: skip
+    result["config"] = {
+        "overrides": args.overrides,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+    }
     result["versions"] = versions()
     print(json.dumps(result, indent=2))
     return result

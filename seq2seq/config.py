@@ -62,8 +62,20 @@ class ModelConfig:
 class TrainerConfig:
     epochs: int = MISSING
     max_minutes: float | None = None
+    optimizer: str = MISSING
     learning_rate: float = MISSING
+    weight_decay: float = MISSING
     clipnorm: float | None = None
+    schedule: str = MISSING
+    warmup_steps: int = MISSING
+    decay_start_step: int = MISSING
+    decay_every_steps: int = MISSING
+    plateau_factor: float = MISSING
+    plateau_patience: int = MISSING
+    early_stopping_patience: int = MISSING
+    keep_checkpoints: int = MISSING
+    average_last_checkpoints: int = MISSING
+    final_weights: str = MISSING
     label_smoothing: float = MISSING
     precision: str = MISSING
     log_every_n_steps: int = MISSING

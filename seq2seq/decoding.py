@@ -324,7 +324,8 @@ def _beam_step(loop, *, step_fn, memory, max_lengths, config):
     k = config.beam_size
     logits, state = step_fn(loop.tokens, loop.state, memory)
     log_probs = _log_probs(logits, loop.step, config)
-    log_probs = tf.reshape(log_probs, [-1, k, tf.shape(log_probs)[-1]])  # (B, K, V)
+    vocab = log_probs.shape[-1] or tf.shape(log_probs)[-1]  # static if known, for chunking
+    log_probs = tf.reshape(log_probs, [-1, k, vocab])  # (B, K, V)
     cands = _top_candidates(loop.alive_logp, log_probs, loop.alive_seq, loop.step, k)
     at_max = loop.step + 1 >= max_lengths  # (B,)
     finishing = tf.equal(cands.token, config.eos_id) | at_max[:, None]  # (B, 2K)

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import absl.logging
 import hydra
+import keras
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import data, monitoring, training
+from seq2seq import checkpoints, data, monitoring, optim, training
 from seq2seq.callbacks import DevEvaluation
 from seq2seq.config import Config
 from seq2seq.evaluation import evaluate, split_texts
@@ -81,15 +82,8 @@ def train(cfg: DictConfig, run_dir) -> dict:
     """Runs one experiment in run_dir and returns its metrics (also in run_dir/metrics.json)."""
     start = time.monotonic()
     run_dir = _start_run(cfg, run_dir)
-    splits, toks, (train_ds, val_ds, stats) = _prepare_data(cfg, run_dir)
-    model = training.build_translator(
-        vocabulary_size(toks[0]),
-        vocabulary_size(toks[1]),
-        learning_rate=cfg.trainer.learning_rate,
-        clipnorm=cfg.trainer.clipnorm,
-        label_smoothing=cfg.trainer.label_smoothing,
-        **{k: cfg.model[k] for k in MODEL_KEYS},
-    )
+    splits, toks, (train_ds, val_ds, stats) = prepare_data(cfg, run_dir)
+    model = build_model(cfg, toks, train_ds)
     translator = make_translator(model, toks, cfg.decode)
     translate_fn = tf.function(translator.translate, input_signature=TEXT_SIGNATURE)
     dev = _dev_evaluation(cfg, translator, translate_fn, splits["validation"], run_dir)
@@ -102,10 +96,12 @@ def train(cfg: DictConfig, run_dir) -> dict:
         max_minutes=cfg.trainer.max_minutes,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
         train_stats=stats,
-        dev_evaluation=dev,
+        keep_checkpoints=cfg.trainer.keep_checkpoints,
+        callbacks=[dev, *_schedule_callbacks(cfg.trainer)],
         profile_steps=cfg.trainer.profile_steps,
     )
     train_seconds = time.monotonic() - start
+    weights = _final_weights(model, run_dir / "checkpoints", cfg.trainer)
     results = {"validation": dev.evaluate_now(len(history))}
     results["test"] = _test_evaluation(cfg, translate_fn, splits["test"], run_dir)
     monitoring.write_final_metrics(str(run_dir / "tensorboard" / "validation"), results,
@@ -113,9 +109,65 @@ def train(cfg: DictConfig, run_dir) -> dict:
     if cfg.export:
         export_saved_model(translator, run_dir / "export")
     metrics = _metrics(results, history, stats, train_seconds, out_of_time, model, start)
+    metrics["final_weights"] = weights
     atomic_write_json(run_dir / "metrics.json", metrics)
     _report(run_dir, metrics, cfg.export)
     return metrics
+
+
+def build_model(cfg, toks, train_ds):
+    """The compiled Translator the config describes, for these tokenizers."""
+    return training.build_translator(
+        vocabulary_size(toks[0]),
+        vocabulary_size(toks[1]),
+        optimizer=optimizer_from_config(cfg.trainer, train_ds),
+        label_smoothing=cfg.trainer.label_smoothing,
+        **{k: cfg.model[k] for k in MODEL_KEYS},
+    )
+
+
+def optimizer_from_config(trainer, train_ds):
+    total_steps = 0
+    if trainer.schedule == "cosine":
+        total_steps = trainer.epochs * training.count_batches(train_ds)
+    schedule = optim.learning_rate_schedule(
+        trainer.schedule,
+        trainer.learning_rate,
+        warmup_steps=trainer.warmup_steps,
+        decay_start_step=trainer.decay_start_step,
+        decay_every_steps=trainer.decay_every_steps,
+        total_steps=total_steps,
+    )
+    return optim.make_optimizer(
+        trainer.optimizer, schedule, clipnorm=trainer.clipnorm, weight_decay=trainer.weight_decay
+    )
+
+
+def _schedule_callbacks(trainer):
+    """Plateau decay and early stopping, both driven by dev BLEU (`bleu_every_n_epochs`)."""
+    found = []
+    if trainer.schedule == "plateau":
+        found.append(optim.ReduceOnPlateau(trainer.plateau_factor, trainer.plateau_patience))
+    if trainer.early_stopping_patience:
+        found.append(
+            keras.callbacks.EarlyStopping(
+                monitor="dev_bleu", mode="max", patience=trainer.early_stopping_patience
+            )
+        )
+    return found
+
+
+def _final_weights(model, checkpoint_dir, trainer):
+    """Loads the weights the run evaluates and exports: last, best, or an average of the last K."""
+    if trainer.average_last_checkpoints > 1:
+        paths = checkpoints.last_epoch_checkpoints(checkpoint_dir, trainer.average_last_checkpoints)
+        checkpoints.average_checkpoints(model, paths)
+        checkpoints.save_weights_atomically(model, checkpoint_dir / "averaged.weights.h5")
+        return f"average of {[p.name for p in paths]}"
+    if trainer.final_weights == "best" and (checkpoint_dir / "best.weights.h5").exists():
+        model.load_weights(checkpoint_dir / "best.weights.h5")
+        return "best.weights.h5"
+    return "last"
 
 
 def _start_run(cfg, run_dir):
@@ -130,7 +182,7 @@ def _start_run(cfg, run_dir):
     return run_dir
 
 
-def _prepare_data(cfg, run_dir):
+def prepare_data(cfg, run_dir):
     splits = load_splits(cfg.data)
     toks, _ = training.prepare_tokenizers(
         splits["train"], run_dir / "tokenizers", **cfg.data.tokenizer

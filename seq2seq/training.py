@@ -1,8 +1,6 @@
 """The steps of a training run, each taking plain arguments (no Hydra below the entry point)."""
 
 import logging
-import math
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -17,6 +15,7 @@ from seq2seq.callbacks import (
     TrainingStatistics,
     WallClockBudget,
 )
+from seq2seq.checkpoints import CheckpointKeeper
 from seq2seq.losses import MaskedCrossEntropy, NegativeLogLikelihood, TokenAccuracy
 from seq2seq.model import Translator
 
@@ -97,51 +96,23 @@ def _log_statistics(stats):
 
 
 def build_translator(
-    source_vocabulary_size,
-    target_vocabulary_size,
-    *,
-    learning_rate,
-    clipnorm,
-    label_smoothing,
-    **model_kwargs,
+    source_vocabulary_size, target_vocabulary_size, *, optimizer, label_smoothing, **model_kwargs
 ):
-    """A compiled Translator: Adam, masked (label-smoothed) cross-entropy, token metrics."""
+    """A compiled Translator: the optimizer, masked (label-smoothed) cross-entropy, token
+    metrics; every weight built."""
     model = Translator(source_vocabulary_size, target_vocabulary_size, **model_kwargs)
     one = tf.ones((1, 2), tf.int32)
-    model({"encoder_token_ids": one, "decoder_token_ids": one})  # builds every weight
+    model({"encoder_token_ids": one, "decoder_token_ids": one})
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+        optimizer=optimizer,
         loss=MaskedCrossEntropy(label_smoothing),
         metrics=[NegativeLogLikelihood(), TokenAccuracy()],
     )
     return model
 
 
-class AtomicCheckpoint(keras.callbacks.Callback):
-    """Saves the weights after every epoch (temp file + rename) and keeps the best by val_loss."""
-
-    def __init__(self, directory):
-        super().__init__()
-        self.directory = Path(directory)
-        self.best = float("inf")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
-            return  # keep the last good weights
-        save_weights_atomically(self.model, self.directory / "last.weights.h5")
-        val_loss = (logs or {}).get("val_loss")
-        if val_loss is not None and val_loss < self.best:
-            self.best = val_loss
-            save_weights_atomically(self.model, self.directory / "best.weights.h5")
-
-
-def save_weights_atomically(model, path):
-    """Writes a temp file beside `path`, then renames it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+def count_batches(dataset):
+    return int(dataset.reduce(0, lambda count, _: count + 1))
 
 
 def fit(
@@ -154,25 +125,27 @@ def fit(
     max_minutes,
     log_every_n_steps,
     train_stats,
-    dev_evaluation=None,
+    keep_checkpoints=0,
+    callbacks=(),
     profile_steps=None,
 ):
     """model.fit with the run's callbacks; returns per-epoch logs and whether time ran out.
 
-    `dev_evaluation` is a `DevEvaluation` callback (dev BLEU, samples, attention) or None;
-    `profile_steps` a (first, last) batch range to trace with the TensorFlow profiler.
+    `callbacks` come after the statistics (so they see perplexity and learning rate in the
+    logs) and before checkpointing and logging, in order: e.g. dev evaluation, early stopping.
+    `profile_steps` is a (first, last) batch range to trace with the TensorFlow profiler.
     """
     run_dir = Path(run_dir)
     budget = WallClockBudget(max_minutes)
     guard = NonFiniteLossGuard()
     stats = TrainingStatistics(train_stats["source_tokens"], train_stats["target_tokens"])
-    callbacks = [guard, budget, stats] + ([dev_evaluation] if dev_evaluation else [])
-    callbacks += [
-        AtomicCheckpoint(run_dir / "checkpoints"),
+    everything = [guard, budget, stats, *callbacks]
+    everything += [
+        CheckpointKeeper(run_dir / "checkpoints", keep_checkpoints),
         ScalarLogger(str(run_dir / "tensorboard"), log_every_n_steps),
     ]
     if profile_steps:
-        callbacks.append(
+        everything.append(
             keras.callbacks.TensorBoard(
                 str(run_dir / "tensorboard"),
                 update_freq="epoch",
@@ -184,7 +157,7 @@ def fit(
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
     verbose = 1 if sys.stdout.isatty() else 2  # progress bar on a terminal, a line an epoch in logs
     model.fit(
-        train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=verbose
+        train, validation_data=validation, epochs=epochs, callbacks=everything, verbose=verbose
     )
     if guard.failure:
         raise FloatingPointError(guard.message(run_dir / "checkpoints" / "last.weights.h5"))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from seq2seq import losses
+from seq2seq.checkpoints import CheckpointKeeper
 from seq2seq.files import atomic_write_bytes, writable_dir
 from seq2seq.train import train
-from seq2seq.training import AtomicCheckpoint
 from tests.conftest import TINY_NUMBERS, compose
 
 
@@ -29,7 +29,7 @@ def test_nan_loss_stops_with_a_clear_message_and_writes_no_checkpoint(
 
 def test_checkpoint_is_not_overwritten_by_a_non_finite_epoch(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    callback = AtomicCheckpoint(tmp_path)
+    callback = CheckpointKeeper(tmp_path, keep=0)
     callback.set_model(model)
     callback.on_epoch_end(0, {"loss": 1.0, "val_loss": 1.0})
     good = (tmp_path / "last.weights.h5").read_bytes()

@@ -1,0 +1,67 @@
+"""Weights checkpoints of a run: last, best, the last K epochs, and their average."""
+
+import math
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+def save_weights_atomically(model, path):
+    """Writes a temp file beside `path`, then renames it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+class CheckpointKeeper(keras.callbacks.Callback):
+    """After every epoch with a finite loss: `last.weights.h5`, `epoch_NNN.weights.h5` (the
+    last `keep` of them) and `best.weights.h5`.
+
+    Best is by `dev_bleu` (higher is better) when the dev evaluation wrote it that epoch,
+    otherwise by `val_loss`. A non-finite epoch writes nothing, so the last good weights stay.
+    """
+
+    def __init__(self, directory, keep):
+        super().__init__()
+        self.directory = Path(directory)
+        self.keep = keep
+        self.best = -math.inf  # of the score: dev BLEU, or minus the validation loss
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            return
+        save_weights_atomically(self.model, self.directory / "last.weights.h5")
+        if self.keep:
+            save_weights_atomically(self.model, self.epoch_path(epoch + 1))
+            stale = self.epoch_path(epoch + 1 - self.keep)
+            stale.unlink(missing_ok=True)
+        score = logs["dev_bleu"] if "dev_bleu" in logs else -logs.get("val_loss", math.inf)
+        if score > self.best:
+            self.best = score
+            save_weights_atomically(self.model, self.directory / "best.weights.h5")
+
+    def epoch_path(self, epoch):
+        return self.directory / f"epoch_{epoch:03d}.weights.h5"
+
+
+def last_epoch_checkpoints(directory, count):
+    """The newest `count` epoch checkpoints in `directory`, oldest first."""
+    return sorted(Path(directory).glob("epoch_*.weights.h5"))[-count:]
+
+
+def average_checkpoints(model, paths):
+    """Sets the model's weights to the element-wise mean of the checkpoints in `paths`."""
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    total = None
+    for path in paths:
+        model.load_weights(path)
+        weights = [np.asarray(w, np.float64) for w in model.get_weights()]
+        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+    model.set_weights([t / len(paths) for t in total])
+    return model

@@ -1,0 +1,109 @@
+"""Optimizers and learning-rate schedules chosen by name (all through Keras)."""
+
+import math
+
+import keras
+from keras import ops
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class InverseSquareRoot(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to `learning_rate` over `warmup_steps`, then decay as 1/sqrt(step)."""
+
+    def __init__(self, learning_rate, warmup_steps):
+        self.learning_rate = learning_rate
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32") + 1.0
+        warmup = float(max(self.warmup_steps, 1))
+        scale = ops.minimum(step / warmup, ops.sqrt(warmup / step))
+        return self.learning_rate * scale
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class StepHalving(keras.optimizers.schedules.LearningRateSchedule):
+    """Luong et al. (2015) style: constant until `start_step`, then halved every `every_steps`."""
+
+    def __init__(self, learning_rate, start_step, every_steps):
+        self.learning_rate = learning_rate
+        self.start_step = start_step
+        self.every_steps = every_steps
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        halvings = ops.floor(ops.maximum(step - self.start_step, 0.0) / self.every_steps)
+        halvings = ops.where(step >= self.start_step, halvings + 1.0, 0.0)
+        return self.learning_rate * ops.power(0.5, halvings)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "start_step": self.start_step,
+                "every_steps": self.every_steps}  # fmt: skip
+
+
+def learning_rate_schedule(name, learning_rate, *, warmup_steps, decay_start_step,
+                           decay_every_steps, total_steps):  # fmt: skip
+    """The schedule registered as `name`: constant (also used by plateau), inverse_sqrt,
+    halving or cosine."""
+    if name in ("constant", "plateau"):
+        return learning_rate
+    if name == "inverse_sqrt":
+        return InverseSquareRoot(learning_rate, warmup_steps)
+    if name == "halving":
+        return StepHalving(learning_rate, decay_start_step, decay_every_steps)
+    if name == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup_steps else learning_rate, max(total_steps - warmup_steps, 1),
+            warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps,
+        )  # fmt: skip
+    raise ValueError(f"trainer.schedule={name!r} is unknown; choose one of {SCHEDULES}")
+
+
+SCHEDULES = ("constant", "inverse_sqrt", "halving", "cosine", "plateau")
+
+
+def make_optimizer(name, learning_rate, *, clipnorm, weight_decay):
+    """A Keras optimizer by name; `learning_rate` may be a float or a schedule."""
+    if name not in OPTIMIZERS:
+        raise ValueError(
+            f"trainer.optimizer={name!r} is unknown; choose one of {sorted(OPTIMIZERS)}"
+        )
+    kwargs = {"learning_rate": learning_rate, "clipnorm": clipnorm}
+    if name == "adamw":
+        kwargs["weight_decay"] = weight_decay
+    return OPTIMIZERS[name](**kwargs)
+
+
+class ReduceOnPlateau(keras.callbacks.Callback):
+    """Multiplies the learning rate by `factor` when dev BLEU has not improved for `patience`
+    evaluations (reads `dev_bleu` from the epoch logs, written by the dev evaluation)."""
+
+    def __init__(self, factor, patience, min_learning_rate=0.0):
+        super().__init__()
+        self.factor = factor
+        self.patience = patience
+        self.min_learning_rate = min_learning_rate
+        self.best = -math.inf
+        self.wait = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        bleu = (logs or {}).get("dev_bleu")
+        if bleu is None:
+            return
+        if bleu > self.best:
+            self.best, self.wait = bleu, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            lr = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self.model.optimizer.learning_rate = max(lr * self.factor, self.min_learning_rate)
+            self.wait = 0

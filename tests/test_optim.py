@@ -1,0 +1,76 @@
+import keras
+import numpy as np
+import pytest
+
+from seq2seq import checkpoints, optim
+
+
+def _rates(schedule, steps):
+    return np.array([float(schedule(s)) for s in steps])
+
+
+def test_inverse_sqrt_warms_up_linearly_then_decays():
+    rates = _rates(optim.InverseSquareRoot(1.0, warmup_steps=4), [0, 1, 3, 15, 63])
+    np.testing.assert_allclose(rates, [0.25, 0.5, 1.0, 0.5, 0.25], rtol=1e-6)
+
+
+def test_halving_starts_at_step_and_repeats():
+    rates = _rates(optim.StepHalving(1.0, start_step=10, every_steps=5), [0, 9, 10, 14, 15, 20])
+    np.testing.assert_allclose(rates, [1, 1, 0.5, 0.5, 0.25, 0.125])
+
+
+@pytest.mark.parametrize("name", optim.SCHEDULES)
+def test_every_schedule_builds_an_optimizer_that_round_trips(name):
+    schedule = optim.learning_rate_schedule(
+        name, 0.01, warmup_steps=2, decay_start_step=5, decay_every_steps=5, total_steps=20
+    )
+    for opt_name in optim.OPTIMIZERS:
+        opt = optim.make_optimizer(opt_name, schedule, clipnorm=1.0, weight_decay=0.01)
+        clone = opt.__class__.from_config(opt.get_config())
+        assert clone.get_config()["clipnorm"] == 1.0
+
+
+def test_cosine_reaches_zero_at_the_end():
+    schedule = optim.learning_rate_schedule(
+        "cosine", 0.01, warmup_steps=0, decay_start_step=0, decay_every_steps=1, total_steps=10
+    )
+    assert float(schedule(0)) == pytest.approx(0.01) and float(schedule(10)) == pytest.approx(0)
+
+
+def test_unknown_names_name_the_setting():
+    with pytest.raises(ValueError, match="trainer.optimizer='nadamx'"):
+        optim.make_optimizer("nadamx", 0.1, clipnorm=None, weight_decay=0.0)
+    with pytest.raises(ValueError, match="trainer.schedule='wild'"):
+        optim.learning_rate_schedule(
+            "wild", 0.1, warmup_steps=0, decay_start_step=0, decay_every_steps=1, total_steps=1
+        )
+
+
+def _model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    return model
+
+
+def test_plateau_halves_the_rate_after_patience_evaluations_without_gain():
+    model = _model()
+    plateau = optim.ReduceOnPlateau(factor=0.5, patience=2)
+    plateau.set_model(model)
+    for epoch, bleu in enumerate([10.0, 12.0, 11.0, 11.5, 13.0, 12.0]):
+        plateau.on_epoch_end(epoch, {"dev_bleu": bleu})
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+
+
+def test_keeper_keeps_last_k_and_best_by_dev_bleu_and_averages(tmp_path):
+    model = _model()
+    keeper = checkpoints.CheckpointKeeper(tmp_path, keep=2)
+    keeper.set_model(model)
+    for epoch, bleu in enumerate([5.0, 9.0, 7.0]):
+        model.layers[0].kernel.assign(np.full((2, 1), float(epoch)))
+        keeper.on_epoch_end(epoch, {"loss": 1.0, "dev_bleu": bleu})
+    names = sorted(p.name for p in tmp_path.glob("epoch_*"))
+    assert names == ["epoch_002.weights.h5", "epoch_003.weights.h5"]
+    model.load_weights(tmp_path / "best.weights.h5")
+    assert float(model.layers[0].kernel[0, 0]) == 1.0  # epoch 2 had the best BLEU
+    checkpoints.average_checkpoints(model, checkpoints.last_epoch_checkpoints(tmp_path, 2))
+    assert float(model.layers[0].kernel[0, 0]) == pytest.approx(1.5)
