@@ -4,15 +4,53 @@ import keras
 from keras import ops
 
 from seq2seq import attention as attention_lib
+from seq2seq.input_feeding import InputFeedingCell
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class TiedOutputProjection(keras.layers.Layer):
+    """Logits from the target embedding matrix: attentional @ E^T + bias (Press & Wolf, 2017).
+
+    Owns only the bias; the matrix E is the decoder's embedding, passed at call time, so the
+    embedding and the output projection are one weight.
+
+    Args:
+        vocabulary_size: target vocabulary size (the number of logits).
+
+    Call arguments:
+        inputs: (..., dim) attentional vectors.
+        embeddings: (vocabulary_size, dim) the target embedding matrix.
+
+    Returns:
+        float32 logits (..., vocabulary_size), computed in float32 under mixed precision too.
+    """
+
+    def __init__(self, vocabulary_size, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+
+    def build(self, inputs_shape, embeddings_shape=None):
+        self.bias = self.add_weight(
+            name="bias", shape=(self.vocabulary_size,), initializer="zeros", autocast=False
+        )
+
+    def call(self, inputs, embeddings):
+        matrix = ops.cast(embeddings, "float32")
+        return ops.matmul(ops.cast(inputs, "float32"), ops.transpose(matrix)) + self.bias
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size}
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
 class Decoder(keras.layers.Layer):
     """Stacked LSTMs, attention over the encoder outputs, an attentional layer and the logits.
 
-    Training runs each LSTM once over the whole target (one cuDNN call per layer, no per-step
-    loop): there is no input feeding. `step()` runs the same weights one token at a time through
-    the LSTM cells, for greedy and beam search.
+    By default (no input feeding) training runs each LSTM once over the whole target (one cuDNN
+    call per layer, no per-step loop). With `input_feeding=True` the previous attentional vector
+    is concatenated to each step's embedding (Luong et al., 2015): the LSTMs then run as a
+    per-step `keras.layers.RNN` over an `InputFeedingCell`, slower and never cuDNN-fused.
+    `step()` runs the same weights one token at a time, for greedy and beam search.
 
     Args:
         vocabulary_size: target vocabulary size (id 0 is padding).
@@ -22,6 +60,9 @@ class Decoder(keras.layers.Layer):
         attention: a name registered in `seq2seq.attention.ATTENTIONS` (Luong 2015 "general").
         dropout: dropout on embeddings, between layers and on the attentional vector.
         residual: add each layer's input to its output from the second layer on.
+        input_feeding: feed the previous attentional vector into the first LSTM (see above).
+        tie_embeddings: the output projection is the embedding matrix (logits = h~ E^T + b);
+            needs embedding_dim == units.
 
     Call arguments:
         token_ids: (batch, tgt_len) int32 decoder inputs (BOS + target), right-padded with 0.
@@ -42,9 +83,16 @@ class Decoder(keras.layers.Layer):
         attention="general",
         dropout=0.0,
         residual=False,
+        input_feeding=False,
+        tie_embeddings=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if tie_embeddings and embedding_dim != units:
+            raise ValueError(
+                f"model.tie_embeddings=true needs model.embedding_dim ({embedding_dim}) equal to "
+                f"model.units ({units}), the size of the attentional vector"
+            )
         self.vocabulary_size = vocabulary_size
         self.embedding_dim = embedding_dim
         self.units = units
@@ -52,29 +100,64 @@ class Decoder(keras.layers.Layer):
         self.attention = attention
         self.dropout = dropout
         self.residual = residual
+        self.input_feeding = input_feeding
+        self.tie_embeddings = tie_embeddings
         # === Layers ===
         self.embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
         )
         self.dropout_layer = keras.layers.Dropout(dropout)
+        if input_feeding:
+            self._make_input_feeding_layers()
+        else:
+            self._make_layers()
+        if tie_embeddings:
+            self.output_projection = TiedOutputProjection(
+                vocabulary_size, dtype="float32", name="output_projection"
+            )
+        else:
+            self.output_projection = keras.layers.Dense(
+                vocabulary_size, dtype="float32", name="output_projection"
+            )
+
+    def _make_layers(self):
         self.rnns = [
-            keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{i}")
-            for i in range(num_layers)
+            keras.layers.LSTM(self.units, return_sequences=True, name=f"lstm_{i}")
+            for i in range(self.num_layers)
         ]
-        self.attention_layer = attention_lib.get(attention, units, name="attention")
+        self.attention_layer = attention_lib.get(self.attention, self.units, name="attention")
         self.attentional = keras.layers.Dense(
-            units, activation="tanh", use_bias=False, name="attentional"
-        )
-        self.output_projection = keras.layers.Dense(
-            vocabulary_size, dtype="float32", name="output_projection"
+            self.units, activation="tanh", use_bias=False, name="attentional"
         )
 
+    def _make_input_feeding_layers(self):
+        self.cell = InputFeedingCell(
+            self.units,
+            self.num_layers,
+            self.attention,
+            self.dropout,
+            self.residual,
+            name="input_feeding_cell",
+        )
+        self.rnn = keras.layers.RNN(self.cell, return_sequences=True, name="input_feeding")
+        self.rnns = []
+        self.attention_layer = self.cell.attention_layer  # the same layer, for project_keys
+
     def lstm_layers(self):
+        """The keras.layers.LSTM layers (none with input feeding: its cells are not cuDNN)."""
         return list(self.rnns)
+
+    def initial_step_states(self, initial_states):
+        """The flat state `step()` starts from: the LSTM states, plus h~_0 = 0 with feeding."""
+        if not self.input_feeding:
+            return list(initial_states)
+        return [*initial_states, ops.zeros_like(initial_states[0])]
 
     def call(self, token_ids, initial_states, memory, memory_mask, training=None):
         mask = ops.not_equal(token_ids, 0)
         x = self.dropout_layer(self.embedding(token_ids), training=training)
+        if self.input_feeding:
+            return self._call_input_feeding(x, mask, initial_states, memory, memory_mask, training)
         for i, rnn in enumerate(self.rnns):
             x_in = x
             if i > 0:
@@ -86,16 +169,38 @@ class Decoder(keras.layers.Layer):
         keys = self.attention_layer.project_keys(memory)
         return self._attend_and_project(x, memory, keys, memory_mask, training)
 
+    def _call_input_feeding(self, x, mask, initial_states, memory, memory_mask, training):
+        keys = self.attention_layer.project_keys(memory)
+        states = self.initial_step_states(initial_states)
+        with self.cell.attending(memory, keys, memory_mask):
+            outputs = self.rnn(x, initial_state=states, mask=mask, training=training)
+        attentional, query = outputs[..., : self.units], outputs[..., self.units :]
+        # The weights the loop used, recomputed in one batched call from the saved queries (only
+        # forward_with_attention needs them; a traced training step prunes this).
+        _, weights = self.attention_layer(query, memory, keys, memory_mask)
+        return self._project(attentional), weights
+
     def _attend_and_project(self, query, memory, keys, memory_mask, training):
         context, weights = self.attention_layer(query, memory, keys, memory_mask)
         attentional = self.attentional(ops.concatenate([context, query], -1))
         attentional = self.dropout_layer(attentional, training=training)
-        return self.output_projection(attentional), weights
+        return self._project(attentional), weights
+
+    def _project(self, attentional):
+        if self.tie_embeddings:
+            return self.output_projection(attentional, self.embedding.embeddings)
+        return self.output_projection(attentional)
 
     def step(self, token_ids, states, memory, keys, memory_mask):
         """One decoding step: (batch,) ids and flat states -> (batch, V) logits, new states."""
         # A plain lookup: the layer would attach a padding mask that the cells cannot take.
         x = ops.take(self.embedding.embeddings, token_ids, axis=0)  # (batch, embedding_dim)
+        if self.input_feeding:
+            x = ops.cast(x, states[-1].dtype)
+            attentional, _, weights, new_states = self.cell.step(
+                x, states, memory, keys, memory_mask, training=False
+            )
+            return self._project(attentional), new_states, weights
         new_states = []
         for i, rnn in enumerate(self.rnns):
             y, (h, c) = rnn.cell(x, states[2 * i : 2 * i + 2], training=False)
@@ -116,4 +221,6 @@ class Decoder(keras.layers.Layer):
             "attention": self.attention,
             "dropout": self.dropout,
             "residual": self.residual,
+            "input_feeding": self.input_feeding,
+            "tie_embeddings": self.tie_embeddings,
         }

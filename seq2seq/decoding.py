@@ -15,8 +15,10 @@ Decoding talks to the model only through a step function and knows nothing about
 - `logits`: float `(N, vocab_size)`.
 
 Both searches run eagerly, inside `tf.function`, and inside a SavedModel traced with an unknown
-batch size (`tf.while_loop` over fixed-size token buffers). Each sentence's result depends only on
-its own inputs: a finished sentence is frozen, so it decodes the same alone and inside a batch.
+batch size (`tf.while_loop` over fixed-size token buffers). Beam search also takes its beam size,
+length-penalty `alpha` and `n_best` as scalar tensors, so one exported graph serves every setting.
+Each sentence's result depends only on its own inputs: a finished sentence is frozen, so it
+decodes the same alone and inside a batch.
 
 Reference: Wu et al. 2016, "Google's Neural Machine Translation System" (GNMT), section 7.
 """
@@ -256,8 +258,8 @@ def _top_k_by_chunks(x, k, chunk):
     `k` chunks with the largest maxima hold the `k` largest entries (a chunk outside them has `k`
     better chunk maxima, so `k` better entries), and `top_k` runs on those `k * chunk` entries
     only. Kept in index order, they give the same values, indices and tie order as
-    `tf.math.top_k`. On CPU, selecting 10 of `(64, 5 * 6000)` scores takes about 6 times less
-    time than `tf.math.top_k` (with or without XLA).
+    `tf.math.top_k`. Selecting 10 of `(64, 5 * 6000)` scores on 2 CPU cores took 1.6 ms instead
+    of 6.9 ms (1.5 ms instead of 3.5 ms under XLA).
     """
     rows = tf.shape(x)[0]
     chunks = tf.reshape(x, [rows, -1, chunk])  # (B, M / chunk, chunk)
@@ -447,8 +449,9 @@ def beam_search(
     `beam_size`, `alpha` and `n_best` are Python numbers or scalar tensors (e.g. inputs of a
     SavedModel signature, so one traced graph serves every beam size). Python numbers give static
     shapes (`n_best` in the output shape, and a fixed `K` for XLA) and are checked at once; tensors
-    give dynamic shapes and are checked by `tf.debugging.Assert` when the graph runs. With a tensor
-    `beam_size`, `jit_compile=True` needs its value at compile time (one compilation per value).
+    give dynamic shapes and are checked by `tf.debugging.Assert` when the graph runs. Under
+    `jit_compile=True` a tensor `beam_size` is compiled in (one compilation per value) and the
+    asserts are dropped by XLA, so check such settings before the call.
 
     Args:
         step_fn: `step_fn(tokens, state, memory) -> (logits, new_state)`, see the module docstring.

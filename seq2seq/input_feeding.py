@@ -1,0 +1,114 @@
+"""Luong input feeding: one decoder step as a Keras RNN cell.
+
+With input feeding (Luong et al., 2015, section 3.3) the attentional vector of the previous step,
+h~_{t-1} = tanh(W_c [c_{t-1}; h_{t-1}]), is concatenated to the target embedding at step t, so the
+LSTMs see which source words were already attended to. Step t then needs the attention of step
+t-1: the decoder can no longer run each LSTM over the whole target in one call and becomes a
+per-step loop (`keras.layers.RNN` over this cell, a `tf.while_loop`). That is slower than the
+default decoder and never cuDNN-fused on a GPU.
+
+How the encoder outputs reach the cell: Keras 3's `RNN.call` has no `constants=` argument, and
+its inputs must be one (batch, time, features) tensor. So the decoder sets the memory on the cell
+for the duration of the RNN call (`with cell.attending(memory, keys, mask): rnn(...)`). The loop
+body captures those tensors: this works eagerly, inside `tf.function` and `model.fit`, and the
+gradients reach the encoder through the capture. Greedy and beam search call `step()` instead,
+with the memory as arguments.
+"""
+
+import contextlib
+
+import keras
+from keras import ops
+
+from seq2seq import attention as attention_lib
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class InputFeedingCell(keras.layers.Layer):
+    """Stacked LSTM cells, global attention and the attentional layer, one target step at a time.
+
+    Slower than the default decoder: it runs as a per-step while loop, and its LSTM cells are
+    never cuDNN-fused (they are `keras.layers.LSTMCell`s, not `keras.layers.LSTM` layers).
+
+    Args:
+        units: LSTM units, also the attentional vector's size.
+        num_layers: number of stacked LSTM cells.
+        attention: a name registered in `seq2seq.attention.ATTENTIONS`.
+        dropout: dropout between layers and on the attentional vector (fresh mask each step).
+        residual: add each layer's input to its output from the second layer on.
+
+    Call arguments (inside `attending(memory, keys, memory_mask)`):
+        inputs: (batch, embedding_dim) target embedding of this step.
+        states: flat `[h0, c0, ..., h_{L-1}, c_{L-1}, h~]`, each (batch, units); h~ is the
+            previous attentional vector (zeros before the first step).
+        training: dropout on or off.
+
+    Returns:
+        (batch, 2 * units): the attentional vector h~_t and the top LSTM output h_t (the
+        attention query) concatenated, and the new flat states.
+    """
+
+    def __init__(self, units, num_layers, attention="general", dropout=0.0, residual=False,
+                 **kwargs):  # fmt: skip
+        super().__init__(**kwargs)
+        self.units = units
+        self.num_layers = num_layers
+        self.attention = attention
+        self.dropout = dropout
+        self.residual = residual
+        self.state_size = [units] * (2 * num_layers + 1)
+        self.output_size = 2 * units
+        self._attended = None
+        # === Layers ===
+        self.cells = [keras.layers.LSTMCell(units, name=f"lstm_cell_{i}") for i in range(num_layers)]
+        self.dropout_layer = keras.layers.Dropout(dropout)
+        self.attention_layer = attention_lib.get(attention, units, name="attention")
+        self.attentional = keras.layers.Dense(
+            units, activation="tanh", use_bias=False, name="attentional"
+        )
+
+    def build(self, input_shape):
+        # Input feeding widens the first cell's input by the attentional vector.
+        for i, cell in enumerate(self.cells):
+            cell.build((input_shape[0], (input_shape[-1] if i == 0 else 0) + self.units))
+
+    @contextlib.contextmanager
+    def attending(self, memory, keys, memory_mask):
+        """Makes the encoder outputs visible to `call` while the RNN runs over this cell."""
+        self._attended = (memory, keys, memory_mask)
+        try:
+            yield self
+        finally:
+            self._attended = None
+
+    def call(self, inputs, states, training=None):
+        if self._attended is None:
+            raise RuntimeError("InputFeedingCell must run inside `with cell.attending(...)`")
+        attentional, query, _, new_states = self.step(inputs, states, *self._attended, training)
+        return ops.concatenate([attentional, query], -1), new_states
+
+    def step(self, inputs, states, memory, keys, memory_mask, training=None):
+        """One step with explicit memory -> attentional, query, weights (batch, src), states."""
+        x = ops.concatenate([inputs, states[-1]], -1)
+        new_states = []
+        for i, cell in enumerate(self.cells):
+            x_in = x
+            if i > 0:
+                x = self.dropout_layer(x, training=training)
+            y, (h, c) = cell(x, states[2 * i : 2 * i + 2], training=training)
+            x = y + x_in if (self.residual and i > 0) else y
+            new_states += [h, c]
+        context, weights = self.attention_layer(ops.expand_dims(x, 1), memory, keys, memory_mask)
+        attentional = self.attentional(ops.concatenate([context[:, 0, :], x], -1))
+        attentional = self.dropout_layer(attentional, training=training)
+        return attentional, x, weights[:, 0, :], new_states + [attentional]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "attention": self.attention,
+            "dropout": self.dropout,
+            "residual": self.residual,
+        }
