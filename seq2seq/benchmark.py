@@ -27,7 +27,7 @@ from seq2seq.export import TEXT_SIGNATURE
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=60, help="timed training batches")
+    parser.add_argument("--steps", type=int, default=60, help="timed training batches; 0 skips")
     parser.add_argument("--warmup", type=int, default=15, help="untimed batches first")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; medians reported")
     parser.add_argument("--decode-sentences", type=int, default=1000, help="0 skips decoding")
@@ -104,17 +104,16 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     cfg = compose_config(args.overrides)
     splits, model, translator, train_ds = build(cfg, args)
-    runs = [time_training(model, train_ds, args.warmup, args.steps) for _ in range(args.repeats)]
-    result = {
-        "train_target_tokens_per_second": statistics.median(
-            r["target_tokens"] / r["seconds"] for r in runs
-        ),
-        "train_source_tokens_per_second": statistics.median(
-            r["source_tokens"] / r["seconds"] for r in runs
-        ),
-        "train_runs": runs,
-        "parameters": model.count_params(),
-    }
+    result = {"parameters": model.count_params()}
+    if args.steps:
+        runs = [
+            time_training(model, train_ds, args.warmup, args.steps) for _ in range(args.repeats)
+        ]
+        for side in ("target", "source"):
+            result[f"train_{side}_tokens_per_second"] = statistics.median(
+                r[f"{side}_tokens"] / r["seconds"] for r in runs
+            )
+        result["train_runs"] = runs
     if args.decode_sentences:
         if args.run_dir:  # a trained model decodes realistic lengths; an untrained one runs long
             model.load_weights(Path(args.run_dir) / "checkpoints" / "last.weights.h5")

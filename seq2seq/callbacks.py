@@ -34,22 +34,34 @@ class TrainingStatistics(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.monotonic()
+        self.batches = 0
 
     def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
         _add_perplexity(logs, "")
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.monotonic() - self.epoch_start
         _add_perplexity(logs, "")
         _add_perplexity(logs, "val_")
-        if logs is not None:
-            logs.pop("val_gradient_norm", None)  # no gradients in evaluation
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate))  # fmt: skip
-            logs["seconds"] = seconds
-            for side, count in self.tokens.items():
-                logs[f"{side}_tokens_per_second"] = count / seconds
-            self.history.append(dict(logs))
+        if logs is None:
+            return
+        logs.pop("val_gradient_norm", None)  # no gradients in evaluation
+        logs["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
+        logs["seconds"] = seconds
+        complete = self._complete_epoch_batches()
+        fraction = self.batches / complete if complete else 1.0
+        for side, count in self.tokens.items():
+            logs[f"{side}_tokens_per_second"] = fraction * count / seconds
+        self.history.append(dict(logs, batches=self.batches))
+
+    def _complete_epoch_batches(self):
+        """Batches of a whole epoch; an epoch cut short by the time budget has fewer."""
+        if self.model.stop_training and self.history:
+            return self.history[0]["batches"]
+        return self.batches
 
 
 class ScalarLogger(keras.callbacks.Callback):

@@ -56,6 +56,8 @@ class ModelConfig:
     dropout: float = MISSING
     bridge: str = MISSING
     residual: bool = MISSING
+    input_feeding: bool = MISSING
+    tie_embeddings: bool = MISSING
 
 
 @dataclass
@@ -83,6 +85,7 @@ class TrainerConfig:
     validation_max_sentences: int = MISSING
     tensorboard_samples: int = MISSING
     profile_steps: list[int] | None = None
+    strategy: str = MISSING
 
 
 @dataclass

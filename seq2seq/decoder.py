@@ -1,4 +1,7 @@
-"""LSTM decoder with global attention: teacher-forced over a whole sequence, or one step."""
+"""LSTM decoder with global attention: teacher-forced over a whole sequence, or one step.
+
+Options: Luong input feeding (`seq2seq.input_feeding`) and tied input/output embeddings.
+"""
 
 import keras
 from keras import ops
@@ -175,8 +178,8 @@ class Decoder(keras.layers.Layer):
         with self.cell.attending(memory, keys, memory_mask):
             outputs = self.rnn(x, initial_state=states, mask=mask, training=training)
         attentional, query = outputs[..., : self.units], outputs[..., self.units :]
-        # The weights the loop used, recomputed in one batched call from the saved queries (only
-        # forward_with_attention needs them; a traced training step prunes this).
+        # The weights the loop used, recomputed from its queries in one batched call outside the
+        # loop (for forward_with_attention; Translator.call drops them).
         _, weights = self.attention_layer(query, memory, keys, memory_mask)
         return self._project(attentional), weights
 

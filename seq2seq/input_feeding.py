@@ -8,19 +8,30 @@ per-step loop (`keras.layers.RNN` over this cell, a `tf.while_loop`). That is sl
 default decoder and never cuDNN-fused on a GPU.
 
 How the encoder outputs reach the cell: Keras 3's `RNN.call` has no `constants=` argument, and
-its inputs must be one (batch, time, features) tensor. So the decoder sets the memory on the cell
-for the duration of the RNN call (`with cell.attending(memory, keys, mask): rnn(...)`). The loop
-body captures those tensors: this works eagerly, inside `tf.function` and `model.fit`, and the
-gradients reach the encoder through the capture. Greedy and beam search call `step()` instead,
-with the memory as arguments.
+its inputs must be one (batch, time, features) tensor. So the decoder binds the memory to the cell
+for the duration of the RNN call (`with cell.attending(memory, keys, mask): rnn(...)`), and the
+loop body captures those tensors: this works eagerly, inside `tf.function` and `model.fit`, and
+the gradients reach the encoder through the capture. The binding is per thread, because
+tf.distribute's MirroredStrategy traces each replica in its own thread. Greedy and beam search
+call `step()` instead, with the memory as arguments.
 """
 
 import contextlib
+import threading
 
 import keras
 from keras import ops
 
 from seq2seq import attention as attention_lib
+
+# Per thread: {id(cell): (memory, keys, memory_mask)} while `InputFeedingCell.attending` is open.
+_BOUND = threading.local()
+
+
+def _bound_memory():
+    if not hasattr(_BOUND, "by_cell"):
+        _BOUND.by_cell = {}
+    return _BOUND.by_cell
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -48,8 +59,9 @@ class InputFeedingCell(keras.layers.Layer):
         attention query) concatenated, and the new flat states.
     """
 
-    def __init__(self, units, num_layers, attention="general", dropout=0.0, residual=False,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self, units, num_layers, attention="general", dropout=0.0, residual=False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.units = units
         self.num_layers = num_layers
@@ -58,9 +70,10 @@ class InputFeedingCell(keras.layers.Layer):
         self.residual = residual
         self.state_size = [units] * (2 * num_layers + 1)
         self.output_size = 2 * units
-        self._attended = None
         # === Layers ===
-        self.cells = [keras.layers.LSTMCell(units, name=f"lstm_cell_{i}") for i in range(num_layers)]
+        self.cells = [
+            keras.layers.LSTMCell(units, name=f"lstm_cell_{i}") for i in range(num_layers)
+        ]
         self.dropout_layer = keras.layers.Dropout(dropout)
         self.attention_layer = attention_lib.get(attention, units, name="attention")
         self.attentional = keras.layers.Dense(
@@ -74,17 +87,23 @@ class InputFeedingCell(keras.layers.Layer):
 
     @contextlib.contextmanager
     def attending(self, memory, keys, memory_mask):
-        """Makes the encoder outputs visible to `call` while the RNN runs over this cell."""
-        self._attended = (memory, keys, memory_mask)
+        """Binds the encoder outputs to `call` (in this thread) while the RNN runs over the cell."""
+        bound = _bound_memory()
+        previous = bound.get(id(self))
+        bound[id(self)] = (memory, keys, memory_mask)
         try:
             yield self
         finally:
-            self._attended = None
+            if previous is None:
+                del bound[id(self)]
+            else:
+                bound[id(self)] = previous
 
     def call(self, inputs, states, training=None):
-        if self._attended is None:
+        attended = _bound_memory().get(id(self))
+        if attended is None:
             raise RuntimeError("InputFeedingCell must run inside `with cell.attending(...)`")
-        attentional, query, _, new_states = self.step(inputs, states, *self._attended, training)
+        attentional, query, _, new_states = self.step(inputs, states, *attended, training)
         return ops.concatenate([attentional, query], -1), new_states
 
     def step(self, inputs, states, memory, keys, memory_mask, training=None):

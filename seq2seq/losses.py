@@ -1,6 +1,7 @@
 """Masked, optionally label-smoothed cross-entropy and token-level metrics (padding id 0)."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -28,7 +29,9 @@ class MaskedCrossEntropy(keras.losses.Loss):
         if self.label_smoothing:
             smooth = -ops.mean(log_probs, axis=-1)
             loss = (1.0 - self.label_smoothing) * nll + self.label_smoothing * smooth
-        return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+        mean = ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+        # Keras scales only non-scalar losses by 1/replicas; the replicas' gradients are summed.
+        return mean / tf.distribute.get_strategy().num_replicas_in_sync
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}

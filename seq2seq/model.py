@@ -63,7 +63,7 @@ class Bridge(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="seq2seq")
 class Translator(keras.Model):
-    """LSTM encoder-decoder with attention (Luong et al., 2015, without input feeding).
+    """LSTM encoder-decoder with attention (Luong et al., 2015, input feeding optional).
 
     Args:
         source_vocabulary_size, target_vocabulary_size: vocabulary sizes (0 is padding).
@@ -75,6 +75,9 @@ class Translator(keras.Model):
         dropout: dropout rate (embeddings, between layers, attentional vector).
         bridge: "copy", "zero" or "dense" (see `Bridge`).
         residual: residual connections between stacked layers.
+        input_feeding: Luong input feeding (see `Decoder`): slower, a per-step loop, no cuDNN.
+        tie_embeddings: the target embedding is the output projection; needs
+            embedding_dim == units.
 
     Call arguments:
         inputs: {"encoder_token_ids": (batch, src_len), "decoder_token_ids": (batch, tgt_len)}.
@@ -96,6 +99,8 @@ class Translator(keras.Model):
         dropout=0.0,
         bridge="copy",
         residual=False,
+        input_feeding=False,
+        tie_embeddings=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -112,6 +117,8 @@ class Translator(keras.Model):
         self.dropout = dropout
         self.bridge_kind = bridge
         self.residual = residual
+        self.input_feeding = input_feeding
+        self.tie_embeddings = tie_embeddings
         # === Layers ===
         encoder_units = units // 2 if bidirectional else units
         self.encoder = Encoder(
@@ -134,6 +141,8 @@ class Translator(keras.Model):
             attention,
             dropout,
             residual,
+            input_feeding=input_feeding,
+            tie_embeddings=tie_embeddings,
             name="decoder",
         )
 
@@ -150,6 +159,7 @@ class Translator(keras.Model):
         )
 
     def lstm_layers(self):
+        """The keras.layers.LSTM layers (input feeding's decoder cells are not among them)."""
         return self.encoder.lstm_layers() + self.decoder.lstm_layers()
 
     def train_step(self, data):
@@ -158,7 +168,10 @@ class Translator(keras.Model):
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self._compute_loss(x=x, y=y, y_pred=y_pred, training=True)
-            self._loss_tracker.update_state(loss, sample_weight=tf.shape(x["encoder_token_ids"])[0])
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync  # loss is scaled by 1/N
+            self._loss_tracker.update_state(
+                loss * replicas, sample_weight=tf.shape(x["encoder_token_ids"])[0]
+            )
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
@@ -169,9 +182,13 @@ class Translator(keras.Model):
 
     # === Incremental decoding (the step-function interface of seq2seq.decoding) ===
     def encode(self, source_ids):
-        """Source ids -> (decoder state, memory) for `decode_step`."""
+        """Source ids -> (decoder state, memory) for `decode_step`.
+
+        The state is the flat list [h0, c0, h1, c1, ...], plus the attentional vector h~ with
+        input feeding; every tensor has the batch as its leading dimension.
+        """
         memory, states, source_mask = self.encoder(source_ids, training=False)
-        state = self.bridge(states, memory[:, 0, :])
+        state = self.decoder.initial_step_states(self.bridge(states, memory[:, 0, :]))
         keys = self.decoder.attention_layer.project_keys(memory)
         return state, {"memory": memory, "keys": keys, "mask": source_mask}
 
@@ -197,5 +214,7 @@ class Translator(keras.Model):
             "dropout": self.dropout,
             "bridge": self.bridge_kind,
             "residual": self.residual,
+            "input_feeding": self.input_feeding,
+            "tie_embeddings": self.tie_embeddings,
             "name": self.name,
         }

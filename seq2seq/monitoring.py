@@ -12,8 +12,8 @@ from seq2seq.tokenizers import BOS_ID
 def attention_samples(translator, sentences):
     """Greedy translations of `sentences` with their attention weights and subword pieces.
 
-    Without input feeding, re-running the decoder teacher-forced on its own output gives exactly
-    the attention of the search. Returns dicts with hypothesis, weights (tgt, src), pieces.
+    Re-running the decoder teacher-forced on its own output gives exactly the attention of the
+    search. Returns dicts with hypothesis, weights (tgt, src), pieces.
     """
     ids, _, lengths = translator.search(tf.constant(sentences), 1, 1, 0.0)
     hyp = ids[:, 0, :]

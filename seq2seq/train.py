@@ -6,6 +6,7 @@ into plain arguments for the library.
 
 import json
 import logging
+import statistics
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import checkpoints, data, monitoring, optim, training
+from seq2seq import checkpoints, data, distribute, monitoring, optim, training
 from seq2seq.callbacks import DevEvaluation
 from seq2seq.config import Config
 from seq2seq.evaluation import evaluate, split_texts
@@ -52,6 +53,8 @@ MODEL_KEYS = (
     "dropout",
     "bridge",
     "residual",
+    "input_feeding",
+    "tie_embeddings",
 )
 
 
@@ -81,9 +84,17 @@ def make_translator(model, tokenizers, decode_cfg):
 def train(cfg: DictConfig, run_dir) -> dict:
     """Runs one experiment in run_dir and returns its metrics (also in run_dir/metrics.json)."""
     start = time.monotonic()
-    run_dir = _start_run(cfg, run_dir)
-    splits, toks, (train_ds, val_ds, stats) = prepare_data(cfg, run_dir)
-    model = build_model(cfg, toks, train_ds)
+    strategy = distribute.make_strategy(cfg.trainer.strategy)  # before any other TF op
+    chief = distribute.is_chief(strategy)  # other workers write to a temporary folder
+    run_dir = _start_run(cfg, distribute.worker_run_dir(strategy, run_dir))
+    replicas = strategy.num_replicas_in_sync
+    splits, toks, (train_ds, val_ds, stats) = prepare_data(cfg, run_dir, replicas)
+    train_ds, val_ds = (distribute.pad_batches(ds, replicas) for ds in (train_ds, val_ds))
+    with strategy.scope():
+        model = build_model(cfg, toks, train_ds)
+    if cfg.trainer.strategy == "multi_worker":
+        distribute.check_same_vocabularies(strategy, toks)
+        distribute.use_training_loop(model, strategy)
     translator = make_translator(model, toks, cfg.decode)
     translate_fn = tf.function(translator.translate, input_signature=TEXT_SIGNATURE)
     dev = _dev_evaluation(cfg, translator, translate_fn, splits["validation"], run_dir)
@@ -109,9 +120,11 @@ def train(cfg: DictConfig, run_dir) -> dict:
     if cfg.export:
         export_saved_model(translator, run_dir / "export")
     metrics = _metrics(results, history, stats, train_seconds, out_of_time, model, start)
-    metrics["final_weights"] = weights
+    metrics.update(final_weights=weights, strategy=cfg.trainer.strategy, replicas=replicas)
     atomic_write_json(run_dir / "metrics.json", metrics)
-    _report(run_dir, metrics, cfg.export)
+    if chief:
+        _report(run_dir, metrics, cfg.export)
+    distribute.finish_run_dir(strategy, run_dir)
     return metrics
 
 
@@ -182,7 +195,7 @@ def _start_run(cfg, run_dir):
     return run_dir
 
 
-def prepare_data(cfg, run_dir):
+def prepare_data(cfg, run_dir, num_replicas=1):
     splits = load_splits(cfg.data)
     toks, _ = training.prepare_tokenizers(
         splits["train"], run_dir / "tokenizers", **cfg.data.tokenizer
@@ -196,6 +209,7 @@ def prepare_data(cfg, run_dir):
         batch_sentences=cfg.data.batch_sentences,
         shuffle_buffer=cfg.data.shuffle_buffer,
         seed=cfg.seed,
+        num_replicas=num_replicas,
     )
     return splits, toks, datasets
 
@@ -232,15 +246,18 @@ def _test_evaluation(cfg, translate_fn, test, run_dir):
 
 
 def _metrics(results, history, stats, train_seconds, out_of_time, model, start):
-    last = history[-1] if history else {}
+    def median_rate(side):
+        rates = [h[f"{side}_tokens_per_second"] for h in history]
+        return statistics.median(rates) if rates else None
+
     return {
         **results,
         "epochs_completed": len(history),
         "stopped_by_time_budget": out_of_time,
         "training_seconds": round(train_seconds, 1),
         "total_seconds": round(time.monotonic() - start, 1),
-        "target_tokens_per_second": last.get("target_tokens_per_second"),
-        "source_tokens_per_second": last.get("source_tokens_per_second"),
+        "target_tokens_per_second": median_rate("target"),  # median over epochs
+        "source_tokens_per_second": median_rate("source"),
         "parameters": model.count_params(),
         "data": stats,
         "history": [{k: float(v) for k, v in h.items()} for h in history],

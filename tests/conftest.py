@@ -24,6 +24,8 @@ def compose(overrides=()):
 
 TINY_NUMBERS = [
     "model=tiny",
+    "model.units=64",
+    "model.embedding_dim=32",
     "data.train_size=600",
     "data.validation_size=40",
     "data.test_size=40",

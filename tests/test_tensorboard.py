@@ -58,7 +58,7 @@ def test_samples_text_and_attention_images(events):
 def test_hparams_of_the_run_and_final_metrics(events):
     content = events.SummaryMetadata(".", "_hparams_/session_start_info").plugin_data.content
     info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
-    assert info.hparams["model.units"].number_value == 32
+    assert info.hparams["model.units"].number_value == 64
     assert info.hparams["data.source"].string_value == "numbers"
     assert {"final/test_bleu", "final/validation_chrf"} <= set(
         events.Runs()["validation"]["tensors"]
