@@ -10,13 +10,14 @@ import tensorflow as tf
 class WallClockBudget(keras.callbacks.Callback):
     """Stops training cleanly once `max_minutes` have passed (checked after every batch)."""
 
-    def __init__(self, max_minutes):
+    def __init__(self, max_minutes, used_seconds=0.0):
         super().__init__()
         self.max_seconds = max_minutes * 60 if max_minutes else None
+        self.used_seconds = used_seconds  # by the run before a resume
         self.stopped = False
 
     def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
+        self.start = time.monotonic() - self.used_seconds
 
     def on_train_batch_end(self, batch, logs=None):
         if self.max_seconds and time.monotonic() - self.start > self.max_seconds:
@@ -27,10 +28,13 @@ class WallClockBudget(keras.callbacks.Callback):
 class TrainingStatistics(keras.callbacks.Callback):
     """Adds perplexity (exp of the unsmoothed NLL), learning rate and tokens/s to the logs."""
 
-    def __init__(self, source_tokens_per_epoch, target_tokens_per_epoch):
+    def __init__(self, source_tokens_per_epoch, target_tokens_per_epoch, history=()):
         super().__init__()
         self.tokens = {"source": source_tokens_per_epoch, "target": target_tokens_per_epoch}
-        self.history = []
+        self.history = list(history)  # per-epoch logs, including those before a resume
+
+    def training_seconds(self):
+        return sum(h["seconds"] for h in self.history)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.monotonic()
@@ -55,7 +59,7 @@ class TrainingStatistics(keras.callbacks.Callback):
         fraction = self.batches / complete if complete else 1.0
         for side, count in self.tokens.items():
             logs[f"{side}_tokens_per_second"] = fraction * count / seconds
-        self.history.append(dict(logs, batches=self.batches))
+        self.history.append({k: float(v) for k, v in dict(logs, batches=self.batches).items()})
 
     def _complete_epoch_batches(self):
         """Batches of a whole epoch; an epoch cut short by the time budget has fewer."""
@@ -77,14 +81,13 @@ class ScalarLogger(keras.callbacks.Callback):
         self.train_writer = tf.summary.create_file_writer(f"{log_dir}/train")
         self.validation_writer = tf.summary.create_file_writer(f"{log_dir}/validation")
         self.every_n_steps = every_n_steps
-        self.step = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if logs and self.every_n_steps and self.step % self.every_n_steps == 0:
+        step = int(self.model.optimizer.iterations)  # global: continues after a resume
+        if logs and self.every_n_steps and step % self.every_n_steps == 0:
             with self.train_writer.as_default():
                 for name, value in logs.items():
-                    tf.summary.scalar(f"batch_{name}", value, step=self.step)
+                    tf.summary.scalar(f"batch_{name}", value, step=step)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

@@ -45,6 +45,12 @@ class CheckpointKeeper(keras.callbacks.Callback):
             self.best = score
             save_weights_atomically(self.model, self.directory / "best.weights.h5")
 
+    def get_state(self):
+        return {"best": self.best}
+
+    def set_state(self, state):
+        self.best = state["best"]
+
     def epoch_path(self, epoch):
         return self.directory / f"epoch_{epoch:03d}.weights.h5"
 

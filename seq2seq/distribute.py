@@ -123,7 +123,7 @@ def use_training_loop(model, strategy):
 
 
 def fit_with_strategy_run(
-    model, strategy, x, validation_data=None, epochs=1, callbacks=(), verbose=0
+    model, strategy, x, validation_data=None, epochs=1, initial_epoch=0, callbacks=(), verbose=0
 ):
     """`model.fit(dataset, ...)` as a loop of `strategy.run(model.train_step)`.
 
@@ -139,7 +139,7 @@ def fit_with_strategy_run(
     any_worker = _any_worker(strategy)
     model.stop_training = False
     callbacks.on_train_begin()
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
         for step, batch in enumerate(train_data):

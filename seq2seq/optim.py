@@ -95,6 +95,12 @@ class ReduceOnPlateau(keras.callbacks.Callback):
         self.best = -math.inf
         self.wait = 0
 
+    def get_state(self):
+        return {"best": self.best, "wait": self.wait}
+
+    def set_state(self, state):
+        self.best, self.wait = state["best"], state["wait"]
+
     def on_epoch_end(self, epoch, logs=None):
         bleu = (logs or {}).get("dev_bleu")
         if bleu is None:

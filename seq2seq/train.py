@@ -7,19 +7,19 @@ into plain arguments for the library.
 import json
 import logging
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import absl.logging
 import hydra
-import keras
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import checkpoints, data, distribute, monitoring, optim, training
+from seq2seq import checkpoints, data, distribute, monitoring, optim, resume, training
 from seq2seq.callbacks import DevEvaluation
 from seq2seq.config import Config
 from seq2seq.evaluation import evaluate, split_texts
@@ -89,6 +89,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
     run_dir = _start_run(cfg, distribute.worker_run_dir(strategy, run_dir))
     replicas = strategy.num_replicas_in_sync
     splits, toks, (train_ds, val_ds, stats) = prepare_data(cfg, run_dir, replicas)
+    training.reseed_host(cfg.seed)  # preparing a TFDS data set the first time draws numbers
     train_ds, val_ds = (distribute.pad_batches(ds, replicas) for ds in (train_ds, val_ds))
     with strategy.scope():
         model = build_model(cfg, toks, train_ds)
@@ -109,6 +110,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
         train_stats=stats,
         keep_checkpoints=cfg.trainer.keep_checkpoints,
         callbacks=[dev, *_schedule_callbacks(cfg.trainer)],
+        resume=_resume_state(cfg, run_dir, model),
         profile_steps=cfg.trainer.profile_steps,
     )
     train_seconds = time.monotonic() - start
@@ -156,6 +158,14 @@ def optimizer_from_config(trainer, train_ds):
     )
 
 
+def _resume_state(cfg, run_dir, model):
+    """Resumable state in checkpoints/resume (not under multi_worker: its workers would need
+    to restore together)."""
+    if cfg.trainer.strategy == "multi_worker":
+        return None
+    return resume.ResumeState(run_dir / "checkpoints" / "resume", model)
+
+
 def _schedule_callbacks(trainer):
     """Plateau decay and early stopping, both driven by dev BLEU (`bleu_every_n_epochs`)."""
     found = []
@@ -163,7 +173,7 @@ def _schedule_callbacks(trainer):
         found.append(optim.ReduceOnPlateau(trainer.plateau_factor, trainer.plateau_patience))
     if trainer.early_stopping_patience:
         found.append(
-            keras.callbacks.EarlyStopping(
+            resume.ResumableEarlyStopping(
                 monitor="dev_bleu", mode="max", patience=trainer.early_stopping_patience
             )
         )
@@ -287,8 +297,20 @@ def _report(run_dir, metrics, exported):
 
 @hydra.main(version_base="1.3", config_path="pkg://seq2seq.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    metrics = train(cfg, HydraConfig.get().runtime.output_dir)
+    try:
+        metrics = train(cfg, HydraConfig.get().runtime.output_dir)
+    except training.TrainingInterrupted as e:
+        print(f"seq2seq.train: {e}", file=sys.stderr, flush=True)
+        sys.exit(130)
+    except (ValueError, OSError, FloatingPointError, ConnectionError) as e:
+        sys.exit(f"seq2seq.train: error: {e}")  # one line, exit code 1
     return metrics["test"]["bleu"]
+
+
+def main_with_overrides(overrides):
+    """`python -m seq2seq.train <overrides>` from Python (tests, notebooks)."""
+    sys.argv = [sys.argv[0], *overrides]
+    main()
 
 
 if __name__ == "__main__":

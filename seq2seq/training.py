@@ -1,11 +1,13 @@
 """The steps of a training run, each taking plain arguments (no Hydra below the entry point)."""
 
 import logging
+import random
 import sys
 import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from seq2seq import pipeline, tokenizers
@@ -18,6 +20,7 @@ from seq2seq.callbacks import (
 from seq2seq.checkpoints import CheckpointKeeper
 from seq2seq.losses import MaskedCrossEntropy, NegativeLogLikelihood, TokenAccuracy
 from seq2seq.model import Translator
+from seq2seq.resume import ResumeCheckpoint, StopOnInterrupt, replay_epochs
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,10 @@ def count_batches(dataset):
     return int(dataset.reduce(0, lambda count, _: count + 1))
 
 
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped training; the message says how to resume."""
+
+
 def fit(
     model,
     train,
@@ -128,42 +135,70 @@ def fit(
     keep_checkpoints=0,
     callbacks=(),
     profile_steps=None,
+    resume=None,
 ):
     """model.fit with the run's callbacks; returns per-epoch logs and whether time ran out.
 
     `callbacks` come after the statistics (so they see perplexity and learning rate in the
     logs) and before checkpointing and logging, in order: e.g. dev evaluation, early stopping.
-    `profile_steps` is a (first, last) batch range to trace with the TensorFlow profiler.
+    Those with `get_state`/`set_state` are saved for resuming. `resume` is a
+    `seq2seq.resume.ResumeState`: its saved state, if any, is restored and training continues
+    after the last complete epoch. `profile_steps` is a (first, last) batch range to trace.
     """
     run_dir = Path(run_dir)
-    budget = WallClockBudget(max_minutes)
-    guard = NonFiniteLossGuard()
-    stats = TrainingStatistics(train_stats["source_tokens"], train_stats["target_tokens"])
-    everything = [guard, budget, stats, *callbacks]
-    everything += [
-        CheckpointKeeper(run_dir / "checkpoints", keep_checkpoints),
-        ScalarLogger(str(run_dir / "tensorboard"), log_every_n_steps),
-    ]
-    if profile_steps:
-        everything.append(
-            keras.callbacks.TensorBoard(
-                str(run_dir / "tensorboard"),
-                update_freq="epoch",
-                profile_batch=tuple(profile_steps),
-            )
+    restored = resume.restore() if resume else None
+    done = restored["epoch"] if restored else 0
+    history = restored["history"] if restored else ()
+    stats = TrainingStatistics(train_stats["source_tokens"], train_stats["target_tokens"], history)
+    budget = WallClockBudget(max_minutes, stats.training_seconds())
+    guard, interrupt = NonFiniteLossGuard(), StopOnInterrupt()
+    keeper = CheckpointKeeper(run_dir / "checkpoints", keep_checkpoints)
+    stateful = {f"{type(c).__name__}_{i}": c for i, c in enumerate([keeper, *callbacks])
+                if hasattr(c, "get_state") and hasattr(c, "set_state")}  # fmt: skip
+    for name, callback in stateful.items():
+        if restored and name in restored["callbacks"]:
+            callback.set_state(restored["callbacks"][name])
+    everything = [guard, interrupt, budget, stats, *callbacks, keeper]
+    if resume:
+        everything.append(ResumeCheckpoint(resume, stats, stateful))
+    everything += [ScalarLogger(str(run_dir / "tensorboard"), log_every_n_steps)]
+    everything += _profiler(run_dir, profile_steps)
+    replay_epochs(train, done)
+    _quiet_unknown_length_warnings()
+    verbose = 1 if sys.stdout.isatty() else 2  # progress bar on a terminal, a line an epoch in logs
+    model.fit(train, validation_data=validation, epochs=epochs, initial_epoch=done,
+              callbacks=everything, verbose=verbose)  # fmt: skip
+    if guard.failure:
+        raise FloatingPointError(guard.message(run_dir / "checkpoints" / "last.weights.h5"))
+    if interrupt.interrupted:
+        raise TrainingInterrupted(
+            f"interrupted: {len(stats.history)} epochs are saved in {run_dir / 'checkpoints'}; "
+            "run the same command with the same hydra.run.dir to resume after the last "
+            "complete epoch"
         )
+    return stats.history, budget.stopped
+
+
+def _profiler(run_dir, profile_steps):
+    if not profile_steps:
+        return []
+    return [keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq="epoch",
+                                        profile_batch=tuple(profile_steps))]  # fmt: skip
+
+
+def _quiet_unknown_length_warnings():
     # Datasets of unknown length make Keras warn at every epoch end although every epoch runs.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
-    verbose = 1 if sys.stdout.isatty() else 2  # progress bar on a terminal, a line an epoch in logs
-    model.fit(
-        train, validation_data=validation, epochs=epochs, callbacks=everything, verbose=verbose
-    )
-    if guard.failure:
-        raise FloatingPointError(guard.message(run_dir / "checkpoints" / "last.weights.h5"))
-    return stats.history, budget.stopped
 
 
 def set_seed(seed):
     """Seeds Python, NumPy and TensorFlow."""
     keras.utils.set_random_seed(seed)
+
+
+def reseed_host(seed):
+    """Seeds Python and NumPy again (Keras draws its default initializer seeds from Python's
+    generator). TensorFlow's seed stays: resetting it would drop the SentencePiece resources."""
+    random.seed(seed)
+    np.random.seed(seed)
