@@ -83,7 +83,7 @@ class ScalarLogger(keras.callbacks.Callback):
         self.every_n_steps = every_n_steps
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations)  # global: continues after a resume
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))  # after resume too
         if logs and self.every_n_steps and step % self.every_n_steps == 0:
             with self.train_writer.as_default():
                 for name, value in logs.items():

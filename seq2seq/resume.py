@@ -73,17 +73,20 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         state: a `ResumeState`.
         statistics: the `TrainingStatistics` callback (per-epoch logs, training time).
         stateful: {name: callback} of callbacks with `get_state()` / `set_state(dict)`.
+        cut_short: () -> bool, true when the epoch ended early (Ctrl-C, time budget): such an
+            epoch is not saved as complete, so a resume redoes it.
     """
 
-    def __init__(self, state, statistics, stateful):
+    def __init__(self, state, statistics, stateful, cut_short):
         super().__init__()
         self.state = state
         self.statistics = statistics
         self.stateful = stateful
+        self.cut_short = cut_short
 
     def on_epoch_end(self, epoch, logs=None):
         loss = float((logs or {}).get("loss", 0.0))
-        if loss != loss or abs(loss) == float("inf"):
+        if loss != loss or abs(loss) == float("inf") or self.cut_short():
             return
         states = {name: cb.get_state() for name, cb in self.stateful.items()}
         self.state.save(epoch + 1, self.statistics.history, states,

@@ -91,8 +91,9 @@ def train(cfg: DictConfig, run_dir) -> dict:
     splits, toks, (train_ds, val_ds, stats) = prepare_data(cfg, run_dir, replicas)
     training.reseed_host(cfg.seed)  # preparing a TFDS data set the first time draws numbers
     train_ds, val_ds = (distribute.pad_batches(ds, replicas) for ds in (train_ds, val_ds))
-    with strategy.scope():
+    with strategy.scope():  # every variable, the optimizer's slots included
         model = build_model(cfg, toks, train_ds)
+        resume_state = _resume_state(cfg, run_dir, model)
     if cfg.trainer.strategy == "multi_worker":
         distribute.check_same_vocabularies(strategy, toks)
         distribute.use_training_loop(model, strategy)
@@ -110,7 +111,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
         train_stats=stats,
         keep_checkpoints=cfg.trainer.keep_checkpoints,
         callbacks=[dev, *_schedule_callbacks(cfg.trainer)],
-        resume=_resume_state(cfg, run_dir, model),
+        resume=resume_state,
         profile_steps=cfg.trainer.profile_steps,
     )
     train_seconds = time.monotonic() - start

@@ -160,7 +160,8 @@ def fit(
             callback.set_state(restored["callbacks"][name])
     everything = [guard, interrupt, budget, stats, *callbacks, keeper]
     if resume:
-        everything.append(ResumeCheckpoint(resume, stats, stateful))
+        cut_short = lambda: interrupt.interrupted or budget.stopped  # noqa: E731
+        everything.append(ResumeCheckpoint(resume, stats, stateful, cut_short))
     everything += [ScalarLogger(str(run_dir / "tensorboard"), log_every_n_steps)]
     everything += _profiler(run_dir, profile_steps)
     replay_epochs(train, done)
