@@ -41,17 +41,6 @@ def parse_args(argv):
     return args
 
 
-def compose_config(overrides):
-    from hydra import compose, initialize_config_module
-    from hydra.core.config_store import ConfigStore
-
-    from seq2seq.config import Config
-
-    ConfigStore.instance().store(name="base_config", node=Config)
-    with initialize_config_module(version_base="1.3", config_module="seq2seq.conf"):
-        return compose("config", overrides=overrides)
-
-
 def batch_tokens(inputs, labels):
     source = int(np.count_nonzero(inputs["encoder_token_ids"]))
     return source, int(np.count_nonzero(labels))
@@ -102,6 +91,8 @@ def build(cfg, args):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from seq2seq.train import compose_config
+
     cfg = compose_config(args.overrides)
     splits, model, translator, train_ds = build(cfg, args)
     result = {"parameters": model.count_params()}

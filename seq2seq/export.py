@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from seq2seq import decoding
 from seq2seq.files import replace_dir
+from seq2seq.savedmodel import load_export
 from seq2seq.tokenizers import BOS_ID, EOS_ID
 
 log = logging.getLogger(__name__)
@@ -192,14 +193,7 @@ class _without_cudnn:
 
 
 def _verify(path, sentence):
-    loaded = tf.saved_model.load(str(path))
+    loaded = load_export(path)
     out = loaded.signatures["serving_default"](text=tf.constant([sentence]))["translation"]
     if out.shape != (1,):
         raise RuntimeError(f"the export in {path} did not translate a test sentence")
-
-
-def load_export(path):
-    """Loads an exported translator (importing tensorflow_text registers its op)."""
-    import tensorflow_text  # noqa: F401
-
-    return tf.saved_model.load(str(path))

@@ -308,6 +308,15 @@ def main(cfg: DictConfig) -> float:
     return metrics["test"]["bleu"]
 
 
+def compose_config(overrides=()):
+    """The config `python -m seq2seq.train <overrides>` composes, without running it (tests,
+    the benchmark, notebooks)."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(version_base="1.3", config_module="seq2seq.conf"):
+        return compose("config", overrides=list(overrides))
+
+
 def main_with_overrides(overrides):
     """`python -m seq2seq.train <overrides>` from Python (tests, notebooks)."""
     sys.argv = [sys.argv[0], *overrides]

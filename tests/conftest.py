@@ -11,15 +11,9 @@ MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
 
 def compose(overrides=()):
     """The composed training config, exactly as `python -m seq2seq.train` builds it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.config_store import ConfigStore
+    from seq2seq.train import compose_config
 
-    from seq2seq.config import Config
-
-    ConfigStore.instance().store(name="base_config", node=Config)
-    with initialize_config_module(version_base="1.3", config_module="seq2seq.conf"):
-        return hydra_compose("config", overrides=list(overrides))
+    return compose_config(overrides)
 
 
 TINY_NUMBERS = [
