@@ -14,6 +14,7 @@ class TokenizerConfig:
     vocab_size: int = MISSING
     model_type: str = MISSING
     joint: bool = MISSING
+    restrict_vocabulary: bool = MISSING
 
 
 @dataclass
@@ -27,6 +28,7 @@ class DataConfig:
     batch_tokens: int = MISSING
     batch_sentences: int | None = None
     shuffle_buffer: int = MISSING
+    pool_size: int = MISSING
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     # numbers
     train_size: int | None = None

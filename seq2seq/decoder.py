@@ -8,6 +8,15 @@ from keras import ops
 
 from seq2seq import attention as attention_lib
 from seq2seq.input_feeding import InputFeedingCell
+from seq2seq.lstm import LSTM
+
+
+def projection_dtype():
+    """The output projection's dtype policy: float32, but bfloat16 compute under
+    mixed_bfloat16 (bfloat16 has float32's range, so its logits cannot overflow as float16's
+    can; the matmul is the largest of a training step). The logits are float32 either way."""
+    policy = keras.mixed_precision.dtype_policy()
+    return policy.name if policy.compute_dtype == "bfloat16" else "float32"
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -25,7 +34,7 @@ class TiedOutputProjection(keras.layers.Layer):
         embeddings: (vocabulary_size, dim) the target embedding matrix.
 
     Returns:
-        float32 logits (..., vocabulary_size), computed in float32 under mixed precision too.
+        float32 logits (..., vocabulary_size), computed in the layer's compute dtype.
     """
 
     def __init__(self, vocabulary_size, **kwargs):
@@ -38,8 +47,9 @@ class TiedOutputProjection(keras.layers.Layer):
         )
 
     def call(self, inputs, embeddings):
-        matrix = ops.cast(embeddings, "float32")
-        return ops.matmul(ops.cast(inputs, "float32"), ops.transpose(matrix)) + self.bias
+        dtype = self.compute_dtype
+        logits = ops.matmul(ops.cast(inputs, dtype), ops.transpose(ops.cast(embeddings, dtype)))
+        return ops.cast(logits, "float32") + self.bias
 
     def get_config(self):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size}
@@ -116,16 +126,16 @@ class Decoder(keras.layers.Layer):
             self._make_layers()
         if tie_embeddings:
             self.output_projection = TiedOutputProjection(
-                vocabulary_size, dtype="float32", name="output_projection"
+                vocabulary_size, dtype=projection_dtype(), name="output_projection"
             )
         else:
             self.output_projection = keras.layers.Dense(
-                vocabulary_size, dtype="float32", name="output_projection"
+                vocabulary_size, dtype=projection_dtype(), name="output_projection"
             )
 
     def _make_layers(self):
         self.rnns = [
-            keras.layers.LSTM(self.units, return_sequences=True, name=f"lstm_{i}")
+            LSTM(self.units, return_sequences=True, name=f"lstm_{i}")
             for i in range(self.num_layers)
         ]
         self.attention_layer = attention_lib.get(self.attention, self.units, name="attention")
@@ -192,7 +202,7 @@ class Decoder(keras.layers.Layer):
     def _project(self, attentional):
         if self.tie_embeddings:
             return self.output_projection(attentional, self.embedding.embeddings)
-        return self.output_projection(attentional)
+        return ops.cast(self.output_projection(attentional), "float32")
 
     def step(self, token_ids, states, memory, keys, memory_mask):
         """One decoding step: (batch,) ids and flat states -> (batch, V) logits, new states."""

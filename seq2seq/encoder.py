@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from seq2seq.lstm import LSTM
+
 
 @keras.saving.register_keras_serializable(package="seq2seq")
 class Encoder(keras.layers.Layer):
@@ -54,7 +56,7 @@ class Encoder(keras.layers.Layer):
         self.rnns = [self._make_rnn(i) for i in range(num_layers)]
 
     def _make_rnn(self, index):
-        lstm = keras.layers.LSTM(
+        lstm = LSTM(
             self.units, return_sequences=True, return_state=True, name=f"lstm_{index}"
         )
         if self.bidirectional:

@@ -162,8 +162,14 @@ class Translator(keras.Model):
         """The keras.layers.LSTM layers (input feeding's decoder cells are not among them)."""
         return self.encoder.lstm_layers() + self.decoder.lstm_layers()
 
+    def compile(self, *args, gradient_clip_norm=None, **kwargs):
+        """Keras's compile; `gradient_clip_norm` clips the gradients to that global norm."""
+        super().compile(*args, **kwargs)
+        self.gradient_clip_norm = gradient_clip_norm
+
     def train_step(self, data):
-        """Keras's TensorFlow train step, plus the global gradient norm (before clipping)."""
+        """Keras's TensorFlow train step, plus the global gradient norm (logged before clipping)
+        and clipping to `gradient_clip_norm`."""
         x, y = data[0], data[1]
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
@@ -174,10 +180,14 @@ class Translator(keras.Model):
             )
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         norm = tf.linalg.global_norm(gradients)
         scale = getattr(self.optimizer, "dynamic_scale", None)  # mixed_float16 loss scaling
-        self.gradient_norm_tracker.update_state(norm if scale is None else norm / scale)
+        scale = 1.0 if scale is None else scale
+        if self.gradient_clip_norm:
+            clip = self.gradient_clip_norm * scale
+            gradients, _ = tf.clip_by_global_norm(gradients, clip, use_norm=norm)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        self.gradient_norm_tracker.update_state(norm / scale)
         return self.compute_metrics(x, y, y_pred)
 
     # === Incremental decoding (the step-function interface of seq2seq.decoding) ===

@@ -3,11 +3,52 @@
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
+
+class FusedAdamUpdate:
+    """Adam's update of one variable as TensorFlow's fused `ResourceApplyAdam` kernel.
+
+    The same arithmetic as Keras's `Adam.update_step` (m, v, then var -= lr_t m / (sqrt(v) +
+    eps), lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)), in one multi-threaded pass instead of about
+    ten: on a CPU that was 30 ms a step for 15M parameters. Under a tf.distribute strategy,
+    and with amsgrad, Keras's own update runs.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or tf.distribute.has_strategy() or not hasattr(variable, "handle"):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        return tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=self._momentums[index].value.handle,
+            v=self._velocities[index].value.handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(tf.convert_to_tensor(gradient), dtype),  # sparse rows made dense
+        )
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class Adam(FusedAdamUpdate, keras.optimizers.Adam):
+    """keras.optimizers.Adam with the fused update (`FusedAdamUpdate`)."""
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class AdamW(FusedAdamUpdate, keras.optimizers.AdamW):
+    """keras.optimizers.AdamW (decoupled weight decay) with the fused Adam update."""
+
+
 OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
+    "adam": Adam,
+    "adamw": AdamW,
     "sgd": keras.optimizers.SGD,
 }
 
@@ -71,13 +112,17 @@ def learning_rate_schedule(name, learning_rate, *, warmup_steps, decay_start_ste
 SCHEDULES = ("constant", "inverse_sqrt", "halving", "cosine", "plateau")
 
 
-def make_optimizer(name, learning_rate, *, clipnorm, weight_decay):
-    """A Keras optimizer by name; `learning_rate` may be a float or a schedule."""
+def make_optimizer(name, learning_rate, *, weight_decay):
+    """A Keras optimizer by name; `learning_rate` may be a float or a schedule.
+
+    Gradient clipping is not the optimizer's: the train step clips by the global norm it also
+    logs (`Translator.compile(gradient_clip_norm=...)`).
+    """
     if name not in OPTIMIZERS:
         raise ValueError(
             f"trainer.optimizer={name!r} is unknown; choose one of {sorted(OPTIMIZERS)}"
         )
-    kwargs = {"learning_rate": learning_rate, "clipnorm": clipnorm}
+    kwargs = {"learning_rate": learning_rate}
     if name == "adamw":
         kwargs["weight_decay"] = weight_decay
     return OPTIMIZERS[name](**kwargs)

@@ -6,6 +6,8 @@ the right (cuDNN needs right padding). Pairs with an empty source or target are 
 fully masked row breaks the cuDNN kernel.
 """
 
+import functools
+
 import tensorflow as tf
 
 from seq2seq.tokenizers import BOS_ID, EOS_ID
@@ -72,55 +74,75 @@ def to_model_inputs(example):
     return inputs, tf.concat([target, eos], 0)
 
 
-def bucket_boundaries(max_length, smallest=8, growth=1.3):
-    """Length boundaries growing geometrically, so padding stays under ~30% of a batch."""
-    bounds, b = [], smallest
-    while b < max_length:
-        bounds.append(b)
-        b = max(b + 1, int(b * growth))
-    return bounds + [max_length + 1]
-
-
-def bucket_batch_sizes(boundaries, batch_tokens, batch_sentences, num_replicas):
-    """Sentences per bucket: a fixed count, or as many as fit the token budget.
-
-    Every size is a multiple of the replica count: Keras 3 fails on a first global batch that
-    does not split evenly across replicas.
-    """
-
-    def round_to_replicas(n):
-        return max(num_replicas, n // num_replicas * num_replicas)
-
-    if batch_sentences:
-        return [round_to_replicas(batch_sentences)] * (len(boundaries) + 1)
-    sizes = [round_to_replicas(batch_tokens // b) for b in boundaries]
-    return sizes + [sizes[-1]]
-
-
 def make_batches(
     tokenized,
     *,
     batch_tokens,
     batch_sentences,
-    max_length,
     training,
     shuffle_buffer=20000,
+    pool_size=32768,
     num_replicas=1,
     seed=None,
 ):
-    """Drops empty pairs, shuffles (training), buckets by length and pads on the right."""
+    """Drops empty pairs, shuffles (training), batches pairs of similar lengths, pads right.
+
+    Batching is OpenNMT's: `pool_size` pairs are sorted by (target length, source length) and
+    cut into batches of `batch_sentences` pairs, or into batches of about `batch_tokens`
+    tokens of their longer side; with training, the batches are shuffled. Sorted neighbours
+    have nearly equal lengths, so batches carry little padding (length buckets left 20% of
+    the source and 12% of the target steps padding on Multi30k). Sizes are multiples of
+    `num_replicas` except for the last batch of a pool.
+    """
     ds = tokenized.filter(is_nonempty)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(to_model_inputs, num_parallel_calls=AUTOTUNE, deterministic=True)
-    boundaries = bucket_boundaries(max_length + 1)
-    sizes = bucket_batch_sizes(boundaries, batch_tokens, batch_sentences, num_replicas)
-    ds = ds.bucket_by_sequence_length(
-        lambda x, y: tf.maximum(tf.shape(x["encoder_token_ids"])[0], tf.shape(y)[0]),
-        boundaries,
-        sizes,
-        drop_remainder=False,
-    )
+    cut = functools.partial(
+        _cut_pool, batch_tokens=batch_tokens, batch_sentences=batch_sentences,
+        num_replicas=num_replicas,
+    )  # fmt: skip
+    ds = ds.ragged_batch(pool_size).flat_map(cut)
     if training:
-        ds = ds.shuffle(64, seed=seed, reshuffle_each_iteration=True)
-    return ds.prefetch(AUTOTUNE)
+        batches_per_pool = pool_size // (batch_sentences or max(batch_tokens // 32, 1))
+        ds = ds.shuffle(max(batches_per_pool, 16), seed=seed, reshuffle_each_iteration=True)
+    return ds.map(_pad, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
+
+
+def _cut_pool(inputs, labels, *, batch_tokens, batch_sentences, num_replicas):
+    """A ragged pool of pairs -> a dataset of its length-sorted ragged batches."""
+    source_lengths = inputs["encoder_token_ids"].row_lengths()
+    target_lengths = labels.row_lengths()
+    order = tf.argsort(target_lengths * (tf.reduce_max(source_lengths) + 1) + source_lengths,
+                       stable=True)  # fmt: skip
+    inputs = {k: tf.gather(v, order) for k, v in inputs.items()}
+    labels = tf.gather(labels, order)
+    longer = tf.gather(tf.maximum(source_lengths, target_lengths), order)
+    batch_ids = _batch_ids(longer, batch_tokens, batch_sentences, num_replicas)
+    nest = lambda t: tf.RaggedTensor.from_value_rowids(t, batch_ids)  # noqa: E731
+    return tf.data.Dataset.from_tensor_slices(({k: nest(v) for k, v in inputs.items()},
+                                               nest(labels)))  # fmt: skip
+
+
+def _batch_ids(lengths, batch_tokens, batch_sentences, num_replicas):
+    """The batch of each sorted pair: consecutive groups of `num_replicas` pairs, cut every
+    `batch_sentences` pairs, or greedily so that pairs x longest length <= `batch_tokens`
+    (a group longer than the budget makes a batch alone)."""
+    groups = tf.range(tf.size(lengths, tf.int64)) // num_replicas
+    if batch_sentences:
+        return groups // max(batch_sentences // num_replicas, 1)
+    group_lengths = tf.math.segment_max(lengths, groups)
+
+    def add(state, length):
+        batch, count, longest = state[0], state[1] + num_replicas, tf.maximum(state[2], length)
+        full = tf.logical_and(count * longest > batch_tokens, state[1] > 0)
+        return tf.where(full, tf.stack([batch + 1, num_replicas, length]),
+                        tf.stack([batch, count, longest]))  # fmt: skip
+
+    start = tf.constant([0, 0, 0], tf.int64)
+    group_batch = tf.scan(add, group_lengths, initializer=start)[:, 0]
+    return tf.gather(group_batch, groups)
+
+
+def _pad(inputs, labels):
+    return {k: v.to_tensor(0) for k, v in inputs.items()}, labels.to_tensor(0)

@@ -2,6 +2,10 @@
 
 Training uses the `sentencepiece` package; tokenization inside tf.data and inside the exported
 SavedModel uses `tensorflow_text.SentencepieceTokenizer`, so the export needs no Python tokenizer.
+
+Each side's vocabulary can be restricted to the pieces its training text uses (as OpenNMT's
+`onmt_build_vocab` does over a joint model): a joint 8k model on en+de then gives about 4k
+English and 5.5k German ids, and the embeddings and the output layer shrink accordingly.
 """
 
 import logging
@@ -9,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -64,10 +69,11 @@ def _write_corpus(lines, path):
     return count
 
 
-def train_tokenizers(pairs, out_dir, *, vocab_size, model_type, joint):
+def train_tokenizers(pairs, out_dir, *, vocab_size, model_type, joint, restrict_vocabulary=False):
     """Trains source and target models on (source, target) string pairs; writes them to out_dir.
 
-    Returns the paths of `source.model` and `target.model` (the same bytes when `joint`).
+    Returns the paths of `source.model` and `target.model` (the same bytes when `joint`). With
+    `restrict_vocabulary`, also `source.vocab` and `target.vocab`: the pieces each side uses.
     """
     pairs = list(pairs)
     sources = [s for s, _ in pairs]
@@ -82,6 +88,9 @@ def train_tokenizers(pairs, out_dir, *, vocab_size, model_type, joint):
     paths = (out_dir / "source.model", out_dir / "target.model")
     for path, proto in zip(paths, protos):
         atomic_write_bytes(path, proto)
+    if restrict_vocabulary:
+        for path, proto, lines in zip(paths, protos, (sources, targets)):
+            write_used_pieces(path.with_suffix(".vocab"), proto, lines)
     log.info(
         "SentencePiece %s models (vocab %d%s) in %s",
         model_type,
@@ -92,16 +101,81 @@ def train_tokenizers(pairs, out_dir, *, vocab_size, model_type, joint):
     return paths
 
 
+def write_used_pieces(path, proto, lines):
+    """Writes `<piece>\t<SentencePiece id>` for the special ids and every piece `lines` use."""
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    used = np.zeros(processor.get_piece_size(), bool)
+    used[[PAD_ID, UNK_ID, BOS_ID, EOS_ID]] = True
+    for ids in processor.encode([line.strip() for line in lines]):
+        used[ids] = True
+    kept = np.flatnonzero(used)
+    text = "".join(f"{processor.id_to_piece(int(i))}\t{i}\n" for i in kept)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    log.info("%s: %d of %d pieces used", path.name, len(kept), len(used))
+
+
+class SubwordTokenizer(tf.Module):
+    """A SentencePiece model (tf_text) whose ids are those of a restricted vocabulary.
+
+    Ids 0-3 are pad, unk, bos, eos; then the kept pieces in SentencePiece order. A piece
+    outside the vocabulary is unk. Same methods as `tensorflow_text.SentencepieceTokenizer`
+    (`tokenize`, `detokenize`, `id_to_string`, `vocab_size`), so it works in tf.data and in
+    the SavedModel (the id maps are constants of the graph).
+
+    Args:
+        sentencepiece: a `tensorflow_text.SentencepieceTokenizer`.
+        kept_ids: SentencePiece ids of the vocabulary, in order (starting with 0-3).
+    """
+
+    def __init__(self, sentencepiece, kept_ids, name=None):
+        super().__init__(name=name)
+        self.sentencepiece = sentencepiece
+        kept = np.asarray(kept_ids, np.int32)
+        to_compact = np.full(int(sentencepiece.vocab_size()), UNK_ID, np.int32)
+        to_compact[kept] = np.arange(len(kept), dtype=np.int32)
+        self.size = len(kept)
+        self.to_compact = tf.constant(to_compact)
+        self.to_sentencepiece = tf.constant(kept)
+
+    def tokenize(self, text):
+        return _map_ids(self.sentencepiece.tokenize(text), self.to_compact)
+
+    def detokenize(self, ids):
+        return self.sentencepiece.detokenize(_map_ids(ids, self.to_sentencepiece))
+
+    def id_to_string(self, ids):
+        return self.sentencepiece.id_to_string(tf.gather(self.to_sentencepiece, ids))
+
+    def vocab_size(self):
+        return tf.constant(self.size, tf.int32)
+
+
+def _map_ids(ids, table):
+    if isinstance(ids, tf.RaggedTensor):
+        return ids.with_flat_values(tf.gather(table, ids.flat_values))
+    return tf.gather(table, ids)
+
+
 def load_tokenizer(model_path):
-    """In-graph tokenizer (tf_text) from a SentencePiece model file.
+    """In-graph tokenizer from a SentencePiece model file, restricted to the pieces listed in
+    the `.vocab` file beside it if there is one.
 
     The name (from the file name) must differ between tokenizers: the SentencePiece kernel
     shares its resource by node name, so in a reloaded SavedModel two tokenizers created under
     the same name would both use the first one's model.
     """
-    proto = Path(model_path).read_bytes()
-    name = f"{Path(model_path).stem}_sentencepiece"
-    return tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32, name=name)
+    model_path = Path(model_path)
+    name = f"{model_path.stem}_sentencepiece"
+    sentencepiece = tf_text.SentencepieceTokenizer(
+        model=model_path.read_bytes(), out_type=tf.int32, name=name
+    )
+    vocab = model_path.with_suffix(".vocab")
+    if vocab.exists():
+        lines = vocab.read_text(encoding="utf-8").splitlines()
+        kept = [int(line.rsplit("\t", 1)[1]) for line in lines]
+    else:
+        kept = range(int(sentencepiece.vocab_size()))
+    return SubwordTokenizer(sentencepiece, kept, name=f"{model_path.stem}_tokenizer")
 
 
 def vocabulary_size(tokenizer):

@@ -138,6 +138,7 @@ def build_model(cfg, toks, train_ds):
         vocabulary_size(toks[1]),
         optimizer=optimizer_from_config(cfg.trainer, train_ds),
         label_smoothing=cfg.trainer.label_smoothing,
+        clipnorm=cfg.trainer.clipnorm,
         **{k: cfg.model[k] for k in MODEL_KEYS},
     )
 
@@ -155,7 +156,7 @@ def optimizer_from_config(trainer, train_ds):
         total_steps=total_steps,
     )
     return optim.make_optimizer(
-        trainer.optimizer, schedule, clipnorm=trainer.clipnorm, weight_decay=trainer.weight_decay
+        trainer.optimizer, schedule, weight_decay=trainer.weight_decay
     )
 
 
@@ -219,6 +220,7 @@ def prepare_data(cfg, run_dir, num_replicas=1):
         batch_tokens=cfg.data.batch_tokens,
         batch_sentences=cfg.data.batch_sentences,
         shuffle_buffer=cfg.data.shuffle_buffer,
+        pool_size=cfg.data.pool_size,
         seed=cfg.seed,
         num_replicas=num_replicas,
     )

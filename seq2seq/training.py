@@ -33,7 +33,9 @@ def configure_precision(precision):
     keras.mixed_precision.set_global_policy(precision)
 
 
-def prepare_tokenizers(train_split, out_dir, *, vocab_size, model_type, joint):
+def prepare_tokenizers(
+    train_split, out_dir, *, vocab_size, model_type, joint, restrict_vocabulary=False
+):
     """Trains SentencePiece on the training split, or reuses the models already in out_dir."""
     paths = (Path(out_dir) / "source.model", Path(out_dir) / "target.model")
     if not all(p.exists() for p in paths):
@@ -42,8 +44,9 @@ def prepare_tokenizers(train_split, out_dir, *, vocab_size, model_type, joint):
             for ex in train_split.as_numpy_iterator()
         )
         paths = tokenizers.train_tokenizers(
-            pairs, out_dir, vocab_size=vocab_size, model_type=model_type, joint=joint
-        )
+            pairs, out_dir, vocab_size=vocab_size, model_type=model_type, joint=joint,
+            restrict_vocabulary=restrict_vocabulary,
+        )  # fmt: skip
     return tuple(tokenizers.load_tokenizer(p) for p in paths), paths
 
 
@@ -58,14 +61,16 @@ def make_datasets(
     batch_sentences,
     shuffle_buffer,
     seed,
+    pool_size=32768,
     num_replicas=1,
 ):
-    """Tokenized, cached, bucketed training and validation batches, and training statistics."""
+    """Tokenized, cached, length-sorted training and validation batches, and training
+    statistics."""
     lengths = dict(max_source_length=max_source_length, max_target_length=max_target_length)
     batching = dict(
         batch_tokens=batch_tokens,
         batch_sentences=batch_sentences,
-        max_length=max(max_source_length, max_target_length) + 1,
+        pool_size=pool_size,
         num_replicas=num_replicas,
     )
     tokenized = {
@@ -99,10 +104,16 @@ def _log_statistics(stats):
 
 
 def build_translator(
-    source_vocabulary_size, target_vocabulary_size, *, optimizer, label_smoothing, **model_kwargs
+    source_vocabulary_size,
+    target_vocabulary_size,
+    *,
+    optimizer,
+    label_smoothing,
+    clipnorm=None,
+    **model_kwargs,
 ):
     """A compiled Translator: the optimizer, masked (label-smoothed) cross-entropy, token
-    metrics; every weight built."""
+    metrics, clipping to a global gradient norm of `clipnorm`; every weight built."""
     model = Translator(source_vocabulary_size, target_vocabulary_size, **model_kwargs)
     one = tf.ones((1, 2), tf.int32)
     model({"encoder_token_ids": one, "decoder_token_ids": one})
@@ -110,6 +121,7 @@ def build_translator(
         optimizer=optimizer,
         loss=MaskedCrossEntropy(label_smoothing),
         metrics=[NegativeLogLikelihood(), TokenAccuracy()],
+        gradient_clip_norm=clipnorm,
     )
     return model
 

@@ -25,6 +25,7 @@ TINY_NUMBERS = [
     "data.test_size=40",
     "data.max_number=999",
     "data.tokenizer.vocab_size=60",
+    "data.batch_tokens=384",  # about 14 batches an epoch
     "trainer.epochs=8",
     "trainer.learning_rate=0.01",
     "trainer.log_every_n_steps=5",

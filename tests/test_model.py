@@ -118,3 +118,22 @@ def test_unknown_names_are_rejected_with_the_setting():
 def test_layers_are_registered_for_safe_loading():
     for cls in (Encoder, Decoder, Bridge, Translator, attention.GeneralAttention):
         assert keras.saving.get_registered_object(f"seq2seq>{cls.__name__}") is cls
+
+
+def test_train_step_clips_to_the_global_gradient_norm():
+    """SGD with rate 1: the weights move by exactly the clipped gradient, whose global norm is
+    the clip (the gradient's own norm is far larger), and the logged norm is the unclipped one."""
+    from seq2seq.losses import MaskedCrossEntropy
+
+    model = _model(dropout=0.0)
+    inputs = _inputs()
+    labels = inputs["decoder_token_ids"]
+    model(inputs)
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss=MaskedCrossEntropy(),
+                  gradient_clip_norm=1e-3)  # fmt: skip
+    before = [w.numpy() for w in model.trainable_weights]
+    logs = model.train_on_batch(inputs, labels, return_dict=True)
+    moved = np.sqrt(sum(np.sum((w.numpy() - b) ** 2)
+                        for w, b in zip(model.trainable_weights, before)))  # fmt: skip
+    assert moved == pytest.approx(1e-3, rel=1e-3)
+    assert logs["gradient_norm"] > 0.1

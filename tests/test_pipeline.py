@@ -19,7 +19,7 @@ def _tokenized(tmp_path, sources, targets, max_len=5):
 def test_batches_are_right_padded_with_bos_eos_and_shifted_labels(tmp_path):
     tokenized = _tokenized(tmp_path, LINES[:3], LINES[:3], max_len=50)
     batches = pipeline.make_batches(
-        tokenized, batch_tokens=200, batch_sentences=None, max_length=51, training=False
+        tokenized, batch_tokens=200, batch_sentences=None, training=False
     )
     for inputs, labels in batches:
         src = inputs["encoder_token_ids"].numpy()
@@ -44,7 +44,7 @@ def test_empty_pairs_are_dropped_and_counted_and_long_ones_truncated(tmp_path):
     assert stats["pairs"] == 3 and stats["empty"] == 1 and stats["source_truncated"] == 1
     batches = list(
         pipeline.make_batches(
-            tokenized, batch_tokens=100, batch_sentences=None, max_length=13, training=False
+            tokenized, batch_tokens=100, batch_sentences=None, training=False
         )
     )
     rows = sum(int(x["encoder_token_ids"].shape[0]) for x, _ in batches)
@@ -52,11 +52,46 @@ def test_empty_pairs_are_dropped_and_counted_and_long_ones_truncated(tmp_path):
     assert max(int(x["encoder_token_ids"].shape[1]) for x, _ in batches) <= 12
 
 
-def test_bucket_batch_sizes_follow_token_budget_and_replicas():
-    bounds = pipeline.bucket_boundaries(100)
-    assert bounds == sorted(bounds) and bounds[-1] == 101
-    sizes = pipeline.bucket_batch_sizes(bounds, 1000, None, num_replicas=2)
-    assert len(sizes) == len(bounds) + 1
-    assert all(s % 2 == 0 for s in sizes)
-    assert all(s * b <= 1000 or s == 2 for s, b in zip(sizes, bounds))
-    assert pipeline.bucket_batch_sizes(bounds, 1000, 64, num_replicas=1) == [64] * len(sizes)
+def _lengths_dataset(lengths):
+    """Pairs whose source and target ids are 5s of the given lengths."""
+    def pair(n):
+        ids = tf.fill([n], 5)
+        return {"source": ids, "target": ids[: tf.maximum(n - 1, 1)]}
+
+    return tf.data.Dataset.from_tensor_slices(lengths).map(pair)
+
+
+def _batches(lengths, **kwargs):
+    args = dict(batch_tokens=None, batch_sentences=None, training=True, seed=0, pool_size=256)
+    batches = pipeline.make_batches(_lengths_dataset(lengths), **{**args, **kwargs})
+    return [(x["encoder_token_ids"].numpy(), y.numpy()) for x, y in batches]
+
+
+def test_sorted_pools_keep_padding_small_and_every_pair_once():
+    lengths = np.random.default_rng(0).integers(1, 60, 1000).astype("int32")
+    batches = _batches(lengths, batch_sentences=16)
+    real = sum(int((s != 0).sum()) for s, _ in batches)
+    padded = sum(s.size for s, _ in batches)
+    assert real == lengths.sum()  # every pair exactly once
+    assert real / padded > 0.9
+    sizes = [len(s) for s, _ in batches]
+    assert sizes.count(16) >= len(sizes) - 4  # only a pool's last batch is smaller
+    assert sorted(len(s[0]) for s, _ in batches[:8]) != [len(s[0]) for s, _ in batches[:8]]
+
+
+def test_token_budget_and_replica_multiples():
+    lengths = np.random.default_rng(1).integers(1, 60, 1000).astype("int32")
+    batches = _batches(lengths, batch_tokens=400, num_replicas=2)
+    for src, labels in batches[:-4]:
+        longer = max(src.shape[1], labels.shape[1])
+        assert len(src) % 2 == 0
+        assert len(src) * longer <= 400
+    assert sum(len(s) for s, _ in batches) == 1000
+    long_one = _batches(np.array([300, 3, 3], "int32"), batch_tokens=100)
+    assert sorted(len(s) for s, _ in long_one) == [1, 2]  # longer than the budget: alone
+
+
+def test_order_is_reproducible_with_a_seed():
+    lengths = np.random.default_rng(2).integers(1, 30, 300).astype("int32")
+    first, second = _batches(lengths, batch_sentences=8), _batches(lengths, batch_sentences=8)
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(first, second))

@@ -40,3 +40,25 @@ def test_unknown_model_type_names_the_setting():
         assert "data.tokenizer.model_type" in str(e)
     else:
         raise AssertionError("no error")
+
+
+def test_restricted_vocabularies_keep_only_each_sides_pieces(tmp_path):
+    """A joint model over two scripts: each side's ids cover only its own pieces, an unseen
+    piece is unk, and text round-trips through the compact ids."""
+    pairs = [(line, line.replace("e", "ё").replace("a", "д")) for line in LINES]
+    src_path, tgt_path = tokenizers.train_tokenizers(
+        pairs, tmp_path, vocab_size=60, model_type="unigram", joint=True,
+        restrict_vocabulary=True,
+    )  # fmt: skip
+    joint = tokenizers.load_tokenizer(src_path).sentencepiece
+    src, tgt = tokenizers.load_tokenizer(src_path), tokenizers.load_tokenizer(tgt_path)
+    assert tokenizers.vocabulary_size(src) < int(joint.vocab_size())
+    assert tokenizers.vocabulary_size(src) != tokenizers.vocabulary_size(tgt)
+    ids = src.tokenize(tf.constant(["ein kleines Haus"]))
+    assert int(tf.reduce_max(ids.flat_values)) < tokenizers.vocabulary_size(src)
+    assert src.detokenize(ids).numpy()[0].decode() == "ein kleines Haus"
+    assert src.id_to_string(tokenizers.EOS_ID).numpy() == b"</s>"
+    unseen = src.tokenize(tf.constant(["ё"])).flat_values.numpy()  # a target-only piece
+    assert tokenizers.UNK_ID in unseen
+    pieces = (tmp_path / "target.vocab").read_text(encoding="utf-8").splitlines()
+    assert len(pieces) == tokenizers.vocabulary_size(tgt) and pieces[0].endswith("\t0")
