@@ -1,7 +1,7 @@
 """Benchmarks greedy and beam search, with and without XLA, on a realistic toy decoder step.
 
 The step mirrors `seq2seq.model.Translator.decode_step`: an embedding lookup, two stacked
-`keras.layers.LSTMCell`s, Luong "general" attention over a `(N, src_len, units)` memory (keys
+`keras.layers.LSTMCell`s, Luong "general" attention over a `(B, src_len, units)` memory (keys
 projected once, outside the loop), a tanh attentional layer and a projection to the vocabulary.
 Random weights never favour EOS, so every sentence decodes the full `--max-length` tokens: the
 figures are the worst case per batch. `--step table` swaps in a near-free step (fixed logits) to
@@ -65,9 +65,13 @@ class ToyDecoder:
         for i, cell in enumerate(self.cells):
             x, (h, c) = cell(x, state[2 * i : 2 * i + 2], training=False)
             new_state += [h, c]
-        scores = tf.einsum("nu,nsu->ns", x, memory["keys"])
-        scores = tf.where(memory["mask"], scores, -1e9)
-        context = tf.einsum("ns,nsu->nu", tf.nn.softmax(scores), memory["memory"])
+        # The beams of a sentence are consecutive rows sharing its (untiled) memory row.
+        batch = tf.shape(memory["keys"])[0]
+        grouped = tf.reshape(x, [batch, -1, self.units])  # (B, K, units)
+        scores = tf.einsum("bku,bsu->bks", grouped, memory["keys"])
+        scores = tf.where(memory["mask"][:, None, :], scores, -1e9)
+        context = tf.einsum("bks,bsu->bku", tf.nn.softmax(scores), memory["memory"])
+        context = tf.reshape(context, tf.shape(x))
         attentional = self.attentional(tf.concat([context, x], -1))
         return self.projection(attentional), new_state
 

@@ -39,6 +39,19 @@ class Attention(keras.layers.Layer):
     def score(self, query, keys):
         raise NotImplementedError
 
+    def attend_rows(self, queries, memory, keys, memory_mask):
+        """One decoding step: (N, units) query rows -> context (N, memory_dim), weights (N, src).
+
+        N is a multiple of the memory's batch B: consecutive groups of N / B rows (the beams of
+        a sentence) share one memory row, which is never tiled. The group is the query time
+        axis of `call`, so each step reads every memory row once, whatever the beam size.
+        """
+        batch = ops.shape(memory)[0]
+        grouped = ops.reshape(queries, (batch, -1, ops.shape(queries)[-1]))  # (B, N/B, units)
+        context, weights = self(grouped, memory, keys, memory_mask)
+        rows = ops.shape(queries)[0]
+        return ops.reshape(context, (rows, -1)), ops.reshape(weights, (rows, -1))
+
     def call(self, query, memory, keys, memory_mask):
         scores = ops.cast(self.score(query, keys), "float32")  # (batch, tgt_len, src_len)
         scores = ops.where(ops.expand_dims(memory_mask, 1), scores, NEG_INF)

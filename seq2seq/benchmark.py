@@ -84,7 +84,7 @@ def build(cfg, args):
     from seq2seq.train import build_model, make_translator, prepare_data
 
     training.configure_precision(cfg.trainer.precision)
-    splits, toks, (train_ds, _, _) = prepare_data(cfg, Path(args.run_dir or args.workdir))
+    splits, toks, (train_ds, *_) = prepare_data(cfg, Path(args.run_dir or args.workdir))
     model = build_model(cfg, toks, train_ds)
     return splits, model, make_translator(model, toks, cfg.decode), train_ds
 

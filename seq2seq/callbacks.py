@@ -7,6 +7,11 @@ import keras
 import tensorflow as tf
 
 
+def optimizer_step(model):
+    """Training steps done, also across resumes and for a distributed (mirrored) counter."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 class WallClockBudget(keras.callbacks.Callback):
     """Stops training cleanly once `max_minutes` have passed (checked after every batch)."""
 
@@ -17,7 +22,8 @@ class WallClockBudget(keras.callbacks.Callback):
         self.stopped = False
 
     def on_train_begin(self, logs=None):
-        self.start = time.monotonic() - self.used_seconds
+        if not hasattr(self, "start"):  # once, also when training spans two fit calls
+            self.start = time.monotonic() - self.used_seconds
 
     def on_train_batch_end(self, batch, logs=None):
         if self.max_seconds and time.monotonic() - self.start > self.max_seconds:
@@ -28,17 +34,28 @@ class WallClockBudget(keras.callbacks.Callback):
 class TrainingStatistics(keras.callbacks.Callback):
     """Adds perplexity (exp of the unsmoothed NLL), learning rate and tokens/s to the logs."""
 
-    def __init__(self, source_tokens_per_epoch, target_tokens_per_epoch, history=()):
+    def __init__(self, source_tokens_per_epoch, target_tokens_per_epoch, history=(),
+                 partial=None):  # fmt: skip
         super().__init__()
         self.tokens = {"source": source_tokens_per_epoch, "target": target_tokens_per_epoch}
         self.history = list(history)  # per-epoch logs, including those before a resume
+        self.partial = partial  # (epoch, batches, seconds) done of an epoch before a resume
 
     def training_seconds(self):
+        """Seconds of the complete epochs."""
         return sum(h["seconds"] for h in self.history)
 
+    def epoch_seconds(self):
+        """Seconds of the current epoch so far, including those before a resume."""
+        return time.monotonic() - self.epoch_start
+
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.monotonic()
-        self.batches = 0
+        batches, seconds = 0, 0.0
+        if self.partial and self.partial[0] == epoch:
+            batches, seconds = self.partial[1:]
+        self.partial = None
+        self.epoch_start = time.monotonic() - seconds
+        self.batches = batches
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
@@ -83,7 +100,7 @@ class ScalarLogger(keras.callbacks.Callback):
         self.every_n_steps = every_n_steps
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))  # after resume too
+        step = optimizer_step(self.model)
         if logs and self.every_n_steps and step % self.every_n_steps == 0:
             with self.train_writer.as_default():
                 for name, value in logs.items():
@@ -151,14 +168,13 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.step = 0
         self.failure = None
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.failure = {"step": self.step, "loss": float(loss)}
+            step = optimizer_step(self.model)
+            self.failure = {"step": step, "loss": float(loss)}
             self.model.stop_training = True
 
     def message(self, checkpoint):

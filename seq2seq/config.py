@@ -60,6 +60,7 @@ class ModelConfig:
     residual: bool = MISSING
     input_feeding: bool = MISSING
     tie_embeddings: bool = MISSING
+    param_init: float = MISSING
 
 
 @dataclass
@@ -78,6 +79,7 @@ class TrainerConfig:
     plateau_patience: int = MISSING
     early_stopping_patience: int = MISSING
     keep_checkpoints: int = MISSING
+    checkpoint_every_n_steps: int = MISSING
     average_last_checkpoints: int = MISSING
     final_weights: str = MISSING
     label_smoothing: float = MISSING

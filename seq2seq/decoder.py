@@ -205,7 +205,9 @@ class Decoder(keras.layers.Layer):
         return ops.cast(self.output_projection(attentional), "float32")
 
     def step(self, token_ids, states, memory, keys, memory_mask):
-        """One decoding step: (batch,) ids and flat states -> (batch, V) logits, new states."""
+        """One decoding step: (rows,) ids and flat states -> (rows, V) logits, new states and
+        attention weights. `rows` is a multiple of the memory's batch: the beams of a sentence
+        share its memory (`Attention.attend_rows`)."""
         # A plain lookup: the layer would attach a padding mask that the cells cannot take.
         x = ops.take(self.embedding.embeddings, token_ids, axis=0)  # (batch, embedding_dim)
         if self.input_feeding:
@@ -219,10 +221,9 @@ class Decoder(keras.layers.Layer):
             y, (h, c) = rnn.cell(x, states[2 * i : 2 * i + 2], training=False)
             x = y + x if (self.residual and i > 0) else y
             new_states += [h, c]
-        logits, weights = self._attend_and_project(
-            ops.expand_dims(x, 1), memory, keys, memory_mask, training=False
-        )
-        return logits[:, 0, :], new_states, weights[:, 0, :]
+        context, weights = self.attention_layer.attend_rows(x, memory, keys, memory_mask)
+        attentional = self.attentional(ops.concatenate([context, x], -1))
+        return self._project(attentional), new_states, weights
 
     def get_config(self):
         return {

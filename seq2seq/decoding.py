@@ -10,8 +10,10 @@ Decoding talks to the model only through a step function and knows nothing about
 
 - `tokens`: int32 `(N,)`, the previous token of each hypothesis (BOS at the first step).
 - `state`: nested structure of tensors with leading dim `N` that changes every step (LSTM h, c).
-- `memory`: nested structure of tensors with leading dim `N` that never changes (encoder outputs,
-  source mask).
+- `memory`: nested structure of tensors with leading dim `B` (one row per sentence) that never
+  changes (encoder outputs, source mask). In greedy search `N = B`; in beam search `N = B * K`
+  and the K consecutive rows `b*K .. b*K+K-1` are the beams of sentence `b`: memory is never
+  tiled, the step function groups its rows by sentence (e.g. as the query axis of attention).
 - `logits`: float `(N, vocab_size)`.
 
 Both searches run eagerly, inside `tf.function`, and inside a SavedModel traced with an unknown
@@ -444,7 +446,7 @@ def beam_search(
     best non-EOS ones the new alive set, and merges the EOS candidates into the K-best finished set
     with score `sum log-prob / ((5 + len) / 6) ** alpha` (`len` counts EOS). At its max length
     every candidate of a sentence counts as finished, so unfinished beams are scored with their
-    length. Only `state` is reordered each step; `memory` is tiled once.
+    length. Only `state` is reordered each step; `memory` keeps one row per sentence.
 
     `beam_size`, `alpha` and `n_best` are Python numbers or scalar tensors (e.g. inputs of a
     SavedModel signature, so one traced graph serves every beam size). Python numbers give static
@@ -487,7 +489,7 @@ def beam_search(
     body = functools.partial(
         _beam_step,
         step_fn=step_fn,
-        memory=_tile_beams(memory, beam_size),
+        memory=memory,
         max_lengths=max_lengths,
         config=config,
     )

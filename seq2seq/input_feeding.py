@@ -107,7 +107,11 @@ class InputFeedingCell(keras.layers.Layer):
         return ops.concatenate([attentional, query], -1), new_states
 
     def step(self, inputs, states, memory, keys, memory_mask, training=None):
-        """One step with explicit memory -> attentional, query, weights (batch, src), states."""
+        """One step with explicit memory -> attentional, query, weights (rows, src), states.
+
+        The rows of `inputs` and `states` are a multiple of the memory's (see
+        `Attention.attend_rows`): in beam search the beams of a sentence share its memory.
+        """
         x = ops.concatenate([inputs, states[-1]], -1)
         new_states = []
         for i, cell in enumerate(self.cells):
@@ -117,10 +121,10 @@ class InputFeedingCell(keras.layers.Layer):
             y, (h, c) = cell(x, states[2 * i : 2 * i + 2], training=training)
             x = y + x_in if (self.residual and i > 0) else y
             new_states += [h, c]
-        context, weights = self.attention_layer(ops.expand_dims(x, 1), memory, keys, memory_mask)
-        attentional = self.attentional(ops.concatenate([context[:, 0, :], x], -1))
+        context, weights = self.attention_layer.attend_rows(x, memory, keys, memory_mask)
+        attentional = self.attentional(ops.concatenate([context, x], -1))
         attentional = self.dropout_layer(attentional, training=training)
-        return attentional, x, weights[:, 0, :], new_states + [attentional]
+        return attentional, x, weights, new_states + [attentional]
 
     def get_config(self):
         return {

@@ -88,7 +88,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
     chief = distribute.is_chief(strategy)  # other workers write to a temporary folder
     run_dir = _start_run(cfg, distribute.worker_run_dir(strategy, run_dir))
     replicas = strategy.num_replicas_in_sync
-    splits, toks, (train_ds, val_ds, stats) = prepare_data(cfg, run_dir, replicas)
+    splits, toks, (train_ds, val_ds, stats, position) = prepare_data(cfg, run_dir, replicas)
     training.reseed_host(cfg.seed)  # preparing a TFDS data set the first time draws numbers
     train_ds, val_ds = (distribute.pad_batches(ds, replicas) for ds in (train_ds, val_ds))
     with strategy.scope():  # every variable, the optimizer's slots included
@@ -109,7 +109,9 @@ def train(cfg: DictConfig, run_dir) -> dict:
         max_minutes=cfg.trainer.max_minutes,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
         train_stats=stats,
+        position=position,
         keep_checkpoints=cfg.trainer.keep_checkpoints,
+        checkpoint_every_n_steps=cfg.trainer.checkpoint_every_n_steps,
         callbacks=[dev, *_schedule_callbacks(cfg.trainer)],
         resume=resume_state,
         profile_steps=cfg.trainer.profile_steps,
@@ -139,6 +141,7 @@ def build_model(cfg, toks, train_ds):
         optimizer=optimizer_from_config(cfg.trainer, train_ds),
         label_smoothing=cfg.trainer.label_smoothing,
         clipnorm=cfg.trainer.clipnorm,
+        param_init=cfg.model.param_init,
         **{k: cfg.model[k] for k in MODEL_KEYS},
     )
 

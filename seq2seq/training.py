@@ -1,5 +1,6 @@
 """The steps of a training run, each taking plain arguments (no Hydra below the entry point)."""
 
+import functools
 import logging
 import random
 import sys
@@ -16,11 +17,12 @@ from seq2seq.callbacks import (
     ScalarLogger,
     TrainingStatistics,
     WallClockBudget,
+    optimizer_step,
 )
 from seq2seq.checkpoints import CheckpointKeeper
 from seq2seq.losses import MaskedCrossEntropy, NegativeLogLikelihood, TokenAccuracy
 from seq2seq.model import Translator
-from seq2seq.resume import ResumeCheckpoint, StopOnInterrupt, replay_epochs
+from seq2seq.resume import EpochStart, ResumeCheckpoint, StopOnInterrupt
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,8 @@ def make_datasets(
     pool_size=32768,
     num_replicas=1,
 ):
-    """Tokenized, cached, length-sorted training and validation batches, and training
-    statistics."""
+    """Length-sorted training and validation batches, training statistics, and the
+    `pipeline.DataPosition` that `fit` moves through the epochs."""
     lengths = dict(max_source_length=max_source_length, max_target_length=max_target_length)
     batching = dict(
         batch_tokens=batch_tokens,
@@ -74,20 +76,20 @@ def make_datasets(
         num_replicas=num_replicas,
     )
     tokenized = {
-        name: pipeline.tokenize_pairs(
-            splits[name], source_tokenizer, target_tokenizer, **lengths
-        ).cache()
+        name: pipeline.tokenize_pairs(splits[name], source_tokenizer, target_tokenizer, **lengths)
         for name in ("train", "validation")
     }
-    stats = pipeline.pair_statistics(tokenized["train"])  # also fills the cache
+    stats = pipeline.pair_statistics(tokenized["train"])
     _log_statistics(stats)
     if stats["pairs"] == stats["empty"]:
         raise ValueError("the training set is empty after dropping empty source/target lines")
-    train = pipeline.make_batches(
-        tokenized["train"], training=True, seed=seed, shuffle_buffer=shuffle_buffer, **batching
-    )
-    validation = pipeline.make_batches(tokenized["validation"], training=False, **batching)
-    return train, validation, stats
+    position = pipeline.DataPosition()
+    train = pipeline.epoch_batches(tokenized["train"], position, seed=seed,
+                                   shuffle_buffer=shuffle_buffer, **batching)  # fmt: skip
+    # The training pairs are streamed and tokenized again every epoch (about 1% of an epoch's
+    # time): memory stays flat however large the corpus. The dev set is small: cached.
+    validation = pipeline.make_batches(tokenized["validation"].cache(), training=False, **batching)
+    return train, validation, stats, position
 
 
 def _log_statistics(stats):
@@ -110,20 +112,41 @@ def build_translator(
     optimizer,
     label_smoothing,
     clipnorm=None,
+    param_init=0.0,
     **model_kwargs,
 ):
     """A compiled Translator: the optimizer, masked (label-smoothed) cross-entropy, token
-    metrics, clipping to a global gradient norm of `clipnorm`; every weight built."""
+    metrics, clipping to a global gradient norm of `clipnorm`; every weight built, and drawn
+    from U(-param_init, param_init) when `param_init` > 0."""
     model = Translator(source_vocabulary_size, target_vocabulary_size, **model_kwargs)
     one = tf.ones((1, 2), tf.int32)
     model({"encoder_token_ids": one, "decoder_token_ids": one})
+    if param_init:
+        initialize_uniformly(model, param_init)
     model.compile(
         optimizer=optimizer,
         loss=MaskedCrossEntropy(label_smoothing),
         metrics=[NegativeLogLikelihood(), TokenAccuracy()],
         gradient_clip_norm=clipnorm,
     )
+    # Keras builds compiled metrics at the first step; a resumed run restores their totals
+    # before it, so they are built now.
+    model.compute_metrics(None, tf.ones((1, 2), tf.int32), model(
+        {"encoder_token_ids": one, "decoder_token_ids": one}))  # fmt: skip
+    model.reset_metrics()
     return model
+
+
+def initialize_uniformly(model, scale):
+    """Draws every trainable weight from U(-scale, scale), biases included (NumPy's seeded
+    generator), as OpenNMT's `param_init` and tensorflow/nmt's `init_weight` do.
+
+    With Keras's own initializers (glorot, orthogonal; 0.03 for the output layer) the peer
+    configuration learned about three times slower: 15% training token accuracy after 300
+    steps, against 34% with U(-0.1, 0.1) and 29% for OpenNMT-py after 150.
+    """
+    for weight in model.trainable_weights:
+        weight.assign(np.random.uniform(-scale, scale, weight.shape).astype(weight.dtype))
 
 
 def count_batches(dataset):
@@ -144,7 +167,9 @@ def fit(
     max_minutes,
     log_every_n_steps,
     train_stats,
+    position,
     keep_checkpoints=0,
+    checkpoint_every_n_steps=0,
     callbacks=(),
     profile_steps=None,
     resume=None,
@@ -153,16 +178,17 @@ def fit(
 
     `callbacks` come after the statistics (so they see perplexity and learning rate in the
     logs) and before checkpointing and logging, in order: e.g. dev evaluation, early stopping.
-    Those with `get_state`/`set_state` are saved for resuming. `resume` is a
-    `seq2seq.resume.ResumeState`: its saved state, if any, is restored and training continues
-    after the last complete epoch. `profile_steps` is a (first, last) batch range to trace.
+    Those with `get_state`/`set_state` are saved for resuming. `position` is the training
+    dataset's `pipeline.DataPosition`. `resume` is a `seq2seq.resume.ResumeState`: its saved
+    state, if any, is restored and training continues where it stopped (mid-epoch too), with
+    a checkpoint every `checkpoint_every_n_steps` batches. `profile_steps` is a (first, last)
+    batch range to trace.
     """
     run_dir = Path(run_dir)
     restored = resume.restore() if resume else None
     done = restored["epoch"] if restored else 0
-    history = restored["history"] if restored else ()
-    stats = TrainingStatistics(train_stats["source_tokens"], train_stats["target_tokens"], history)
-    budget = WallClockBudget(max_minutes, stats.training_seconds())
+    stats = _statistics(train_stats, restored)
+    budget = WallClockBudget(max_minutes, stats.training_seconds() + _partial_seconds(restored))
     guard, interrupt = NonFiniteLossGuard(), StopOnInterrupt()
     keeper = CheckpointKeeper(run_dir / "checkpoints", keep_checkpoints)
     stateful = {f"{type(c).__name__}_{i}": c for i, c in enumerate([keeper, *callbacks])
@@ -170,26 +196,48 @@ def fit(
     for name, callback in stateful.items():
         if restored and name in restored["callbacks"]:
             callback.set_state(restored["callbacks"][name])
-    everything = [guard, interrupt, budget, stats, *callbacks, keeper]
+    epoch_start = EpochStart(position, restored)
+    everything = [epoch_start, guard, interrupt, budget, stats, *callbacks, keeper]
     if resume:
-        cut_short = lambda: interrupt.interrupted or budget.stopped  # noqa: E731
-        everything.append(ResumeCheckpoint(resume, stats, stateful, cut_short))
+        everything.append(ResumeCheckpoint(
+            resume, stats, stateful, epoch_start, checkpoint_every_n_steps,
+            interrupted=lambda: interrupt.interrupted, out_of_time=lambda: budget.stopped,
+        ))  # fmt: skip
     everything += [ScalarLogger(str(run_dir / "tensorboard"), log_every_n_steps)]
     everything += _profiler(run_dir, profile_steps)
-    replay_epochs(train, done)
     _quiet_unknown_length_warnings()
     verbose = 1 if sys.stdout.isatty() else 2  # progress bar on a terminal, a line an epoch in logs
-    model.fit(train, validation_data=validation, epochs=epochs, initial_epoch=done,
-              callbacks=everything, verbose=verbose)  # fmt: skip
+    run = functools.partial(model.fit, train, validation_data=validation, callbacks=everything,
+                            verbose=verbose)  # fmt: skip
+    if restored and restored.get("epoch_step") and done < epochs:
+        # Keras caps every epoch at the length of the first one it saw (tensorflow#41571): the
+        # rest of a resumed epoch gets a fit call of its own.
+        run(initial_epoch=done, epochs=done + 1)
+        done += 1
+    if done < epochs and not model.stop_training:
+        run(initial_epoch=done, epochs=epochs)
     if guard.failure:
         raise FloatingPointError(guard.message(run_dir / "checkpoints" / "last.weights.h5"))
     if interrupt.interrupted:
         raise TrainingInterrupted(
-            f"interrupted: {len(stats.history)} epochs are saved in {run_dir / 'checkpoints'}; "
-            "run the same command with the same hydra.run.dir to resume after the last "
-            "complete epoch"
+            f"interrupted: the run is saved in {run_dir / 'checkpoints' / 'resume'} after "
+            f"{optimizer_step(model)} steps; run the same command with the same "
+            "hydra.run.dir to resume where it stopped"
         )
     return stats.history, budget.stopped
+
+
+def _statistics(train_stats, restored):
+    history = restored["history"] if restored else ()
+    partial = None
+    if restored and restored.get("epoch_step"):
+        partial = (restored["epoch"], restored["epoch_step"], restored["epoch_seconds"])
+    return TrainingStatistics(train_stats["source_tokens"], train_stats["target_tokens"],
+                              history, partial)  # fmt: skip
+
+
+def _partial_seconds(restored):
+    return restored.get("epoch_seconds", 0.0) if restored else 0.0
 
 
 def _profiler(run_dir, profile_steps):

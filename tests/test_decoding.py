@@ -39,10 +39,14 @@ class ToyRNN:
         return {"h": tf.tanh(mean)}
 
     def step(self, tokens, state, memory):
+        # Rows come grouped by sentence (the K beams of sentence b share memory row b).
         h = state["h"]
-        att = tf.einsum("nsh,nh->ns", memory["enc"], h)
-        att = tf.where(memory["mask"], att, float("-inf"))
-        ctx = tf.einsum("ns,nsh->nh", tf.nn.softmax(att, axis=-1), memory["enc"])
+        batch, rows = tf.shape(memory["enc"])[0], tf.shape(h)[0]
+        grouped = tf.reshape(h, [batch, rows // batch, -1])  # (B, K, H)
+        att = tf.einsum("bsh,bkh->bks", memory["enc"], grouped)
+        att = tf.where(memory["mask"][:, None, :], att, float("-inf"))
+        ctx = tf.einsum("bks,bsh->bkh", tf.nn.softmax(att, axis=-1), memory["enc"])
+        ctx = tf.reshape(ctx, tf.shape(h))
         h = tf.tanh(tf.gather(self.embed, tokens) + h @ self.w_h + ctx @ self.w_c)
         return h @ self.w_out + self.b_out, {"h": h}
 
