@@ -32,15 +32,22 @@ def train_sentencepiece(lines, vocab_size, model_type, max_sentences=2_000_000):
     Ids 0-3 are pad, unk, bos, eos (pad 0 matches `mask_zero=True` embeddings). The vocabulary
     size is a soft limit (`hard_vocab_limit=False`): a corpus too small for it gets fewer pieces.
     """
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"data.tokenizer.model_type={model_type!r}: choose one of {MODEL_TYPES}")
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.txt"
-        count = _write_corpus(lines, corpus)
-        if count == 0:
-            raise ValueError("cannot train SentencePiece: the training text has no non-empty lines")
+        _write_corpus(lines, corpus)
+        return train_sentencepiece_files([corpus], vocab_size, model_type, max_sentences)
+
+
+def train_sentencepiece_files(paths, vocab_size, model_type, max_sentences=2_000_000):
+    """`train_sentencepiece` on text files of one sentence a line; at most `max_sentences`
+    lines, sampled, are read (so a corpus of any size trains in bounded memory)."""
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"data.tokenizer.model_type={model_type!r}: choose one of {MODEL_TYPES}")
+    if not any(Path(p).stat().st_size for p in paths):
+        raise ValueError("cannot train SentencePiece: the training text has no non-empty lines")
+    with tempfile.TemporaryDirectory() as tmp:
         spm.SentencePieceTrainer.train(
-            input=str(corpus),
+            input=",".join(str(p) for p in paths),
             model_prefix=str(Path(tmp) / "sp"),
             vocab_size=vocab_size,
             model_type=model_type,
@@ -59,14 +66,22 @@ def train_sentencepiece(lines, vocab_size, model_type, max_sentences=2_000_000):
 
 
 def _write_corpus(lines, path):
-    count = 0
     with open(path, "w", encoding="utf-8") as f:
         for line in lines:
             line = line.strip()
             if line:
                 f.write(line + "\n")
-                count += 1
-    return count
+
+
+def _write_sides(pairs, source_path, target_path):
+    """Streams (source, target) pairs into one file a side, non-empty lines only."""
+    with open(source_path, "w", encoding="utf-8") as src, \
+         open(target_path, "w", encoding="utf-8") as tgt:  # fmt: skip
+        for pair in pairs:
+            for line, out in zip(pair, (src, tgt)):
+                line = line.strip()
+                if line:
+                    out.write(line + "\n")
 
 
 def train_tokenizers(pairs, out_dir, *, vocab_size, model_type, joint, restrict_vocabulary=False):
@@ -74,23 +89,25 @@ def train_tokenizers(pairs, out_dir, *, vocab_size, model_type, joint, restrict_
 
     Returns the paths of `source.model` and `target.model` (the same bytes when `joint`). With
     `restrict_vocabulary`, also `source.vocab` and `target.vocab`: the pieces each side uses.
+    The pairs are streamed through temporary files, never held in memory.
     """
-    pairs = list(pairs)
-    sources = [s for s, _ in pairs]
-    targets = [t for _, t in pairs]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if joint:
-        proto = train_sentencepiece(sources + targets, vocab_size, model_type)
-        protos = (proto, proto)
-    else:
-        protos = tuple(train_sentencepiece(x, vocab_size, model_type) for x in (sources, targets))
     paths = (out_dir / "source.model", out_dir / "target.model")
-    for path, proto in zip(paths, protos):
-        atomic_write_bytes(path, proto)
-    if restrict_vocabulary:
-        for path, proto, lines in zip(paths, protos, (sources, targets)):
-            write_used_pieces(path.with_suffix(".vocab"), proto, lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = (Path(tmp) / "source.txt", Path(tmp) / "target.txt")
+        _write_sides(pairs, *sides)
+        if joint:
+            proto = train_sentencepiece_files(sides, vocab_size, model_type)
+            protos = (proto, proto)
+        else:
+            protos = tuple(train_sentencepiece_files([side], vocab_size, model_type)
+                           for side in sides)  # fmt: skip
+        for path, proto in zip(paths, protos):
+            atomic_write_bytes(path, proto)
+        if restrict_vocabulary:
+            for path, proto, side in zip(paths, protos, sides):
+                write_used_pieces(path.with_suffix(".vocab"), proto, side)
     log.info(
         "SentencePiece %s models (vocab %d%s) in %s",
         model_type,
@@ -101,13 +118,16 @@ def train_tokenizers(pairs, out_dir, *, vocab_size, model_type, joint, restrict_
     return paths
 
 
-def write_used_pieces(path, proto, lines):
-    """Writes `<piece>\t<SentencePiece id>` for the special ids and every piece `lines` use."""
+def write_used_pieces(path, proto, text_path, chunk=10_000):
+    """Writes `<piece>\\t<SentencePiece id>` for the special ids and every piece that the
+    lines of `text_path` use (read in chunks)."""
     processor = spm.SentencePieceProcessor(model_proto=proto)
     used = np.zeros(processor.get_piece_size(), bool)
     used[[PAD_ID, UNK_ID, BOS_ID, EOS_ID]] = True
-    for ids in processor.encode([line.strip() for line in lines]):
-        used[ids] = True
+    with open(text_path, encoding="utf-8") as f:
+        while lines := [line.rstrip("\n") for _, line in zip(range(chunk), f)]:
+            for ids in processor.encode(lines):
+                used[ids] = True
     kept = np.flatnonzero(used)
     text = "".join(f"{processor.id_to_piece(int(i))}\t{i}\n" for i in kept)
     atomic_write_bytes(path, text.encode("utf-8"))
