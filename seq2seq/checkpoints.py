@@ -7,14 +7,28 @@ from pathlib import Path
 import keras
 import numpy as np
 
+TEMP_SUFFIX = ".tmp.weights.h5"
+
 
 def save_weights_atomically(model, path):
-    """Writes a temp file beside `path`, then renames it over `path`."""
+    """Writes a temp file beside `path`, fsyncs it, then renames it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+    try:
+        model.save_weights(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temp_files(directory):
+    """Deletes the temp weights files that killed processes left in `directory`."""
+    for stale in Path(directory).glob(f".*{TEMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
 
 
 class CheckpointKeeper(keras.callbacks.Callback):
@@ -28,6 +42,7 @@ class CheckpointKeeper(keras.callbacks.Callback):
     def __init__(self, directory, keep):
         super().__init__()
         self.directory = Path(directory)
+        remove_stale_temp_files(self.directory)
         self.keep = keep
         self.best = -math.inf  # of the score: dev BLEU, or minus the validation loss
 

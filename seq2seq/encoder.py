@@ -56,9 +56,7 @@ class Encoder(keras.layers.Layer):
         self.rnns = [self._make_rnn(i) for i in range(num_layers)]
 
     def _make_rnn(self, index):
-        lstm = LSTM(
-            self.units, return_sequences=True, return_state=True, name=f"lstm_{index}"
-        )
+        lstm = LSTM(self.units, return_sequences=True, return_state=True, name=f"lstm_{index}")
         if self.bidirectional:
             return keras.layers.Bidirectional(lstm, name=f"bidirectional_{index}")
         return lstm

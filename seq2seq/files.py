@@ -34,7 +34,7 @@ def atomic_write_json(path, obj):
 def replace_dir(tmp_dir, final_dir):
     """Moves a fully written folder into place, keeping the old one until the new one is there."""
     tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
-    old = final_dir.with_name(f".{final_dir.name}.old")
+    old = recover_dir(final_dir)
     if old.exists():
         shutil.rmtree(old)
     if final_dir.exists():
@@ -42,6 +42,16 @@ def replace_dir(tmp_dir, final_dir):
     os.replace(tmp_dir, final_dir)
     if old.exists():
         shutil.rmtree(old)
+
+
+def recover_dir(final_dir):
+    """Puts back the previous copy of `final_dir` if a process was killed between the two renames
+    of `replace_dir`; returns the path where that copy is parked during a replacement."""
+    final_dir = Path(final_dir)
+    old = final_dir.with_name(f".{final_dir.name}.old")
+    if old.exists() and not final_dir.exists():
+        os.replace(old, final_dir)
+    return old
 
 
 def writable_dir(path, setting):

@@ -159,4 +159,3 @@ class LSTM(keras.layers.LSTM):
         )
         cudnn_runs = self.use_cudnn in ("auto", True) and _gpu_available()
         return standard and not cudnn_runs
-

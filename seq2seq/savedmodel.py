@@ -229,6 +229,10 @@ def load_export(export_dir):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
+    export_dir = Path(export_dir)
+    parked = export_dir.with_name(f".{export_dir.name}.old")  # see files.replace_dir
+    if not export_dir.exists() and parked.exists():  # killed while replacing the export
+        export_dir = parked
     return tf.saved_model.load(str(export_dir))
 
 

@@ -103,11 +103,12 @@ def train_tokenizers(pairs, out_dir, *, vocab_size, model_type, joint, restrict_
         else:
             protos = tuple(train_sentencepiece_files([side], vocab_size, model_type)
                            for side in sides)  # fmt: skip
-        for path, proto in zip(paths, protos):
-            atomic_write_bytes(path, proto)
         if restrict_vocabulary:
             for path, proto, side in zip(paths, protos, sides):
                 write_used_pieces(path.with_suffix(".vocab"), proto, side)
+        # The models last: a rerun reuses the tokenizers only when both models exist.
+        for path, proto in zip(paths, protos):
+            atomic_write_bytes(path, proto)
     log.info(
         "SentencePiece %s models (vocab %d%s) in %s",
         model_type,

@@ -158,9 +158,7 @@ def optimizer_from_config(trainer, train_ds):
         decay_every_steps=trainer.decay_every_steps,
         total_steps=total_steps,
     )
-    return optim.make_optimizer(
-        trainer.optimizer, schedule, weight_decay=trainer.weight_decay
-    )
+    return optim.make_optimizer(trainer.optimizer, schedule, weight_decay=trainer.weight_decay)
 
 
 def _resume_state(cfg, run_dir, model):

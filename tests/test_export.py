@@ -61,8 +61,9 @@ def test_moved_export_loads_without_the_package_and_matches_in_process(tiny_run,
 
 
 def test_export_handles_empty_batch_and_odd_strings(tiny_run, tmp_path):
+    """Blank, emoji, CJK, mixed scripts and a 10,000-word line (truncated, no crash)."""
     run_dir, _, _ = tiny_run
-    odd = ["", "   ", "dreihundert", "🙂 漢字 mixed Ω", "dreihundert " * 400]
+    odd = ["", "   ", "dreihundert", "🙂 漢字 mixed Ω", "dreihundert " * 10_000]
     result = _load_in_fresh_process(run_dir / "export", odd, cwd=tmp_path)
     out = result["translations"]
     assert len(out) == len(odd) and out[0] == "" and out[1] == ""

@@ -43,9 +43,7 @@ def test_empty_pairs_are_dropped_and_counted_and_long_ones_truncated(tmp_path):
     stats = pipeline.pair_statistics(tokenized)
     assert stats["pairs"] == 3 and stats["empty"] == 1 and stats["source_truncated"] == 1
     batches = list(
-        pipeline.make_batches(
-            tokenized, batch_tokens=100, batch_sentences=None, training=False
-        )
+        pipeline.make_batches(tokenized, batch_tokens=100, batch_sentences=None, training=False)
     )
     rows = sum(int(x["encoder_token_ids"].shape[0]) for x, _ in batches)
     assert rows == 2
@@ -54,6 +52,7 @@ def test_empty_pairs_are_dropped_and_counted_and_long_ones_truncated(tmp_path):
 
 def _lengths_dataset(lengths):
     """Pairs whose source and target ids are 5s of the given lengths."""
+
     def pair(n):
         ids = tf.fill([n], 5)
         return {"source": ids, "target": ids[: tf.maximum(n - 1, 1)]}

@@ -58,3 +58,94 @@ def test_unwritable_output_folder_names_the_setting(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError, match=r"hydra.run.dir=.*cannot be written"):
         writable_dir(blocker / "run", "hydra.run.dir")
+
+
+WRITER = """
+import sys, numpy as np, keras
+from pathlib import Path
+from seq2seq.checkpoints import save_weights_atomically
+from seq2seq.files import atomic_write_bytes, replace_dir
+out = Path(sys.argv[1])
+model = keras.Sequential([keras.Input((1000,)), keras.layers.Dense(1000), keras.layers.Dense(1000)])
+for version in range(1, 10**6):
+    for w in model.weights:
+        w.assign(np.full(w.shape, version, "float32"))
+    save_weights_atomically(model, out / "last.weights.h5")
+    atomic_write_bytes(out / "blob.bin", bytes([version % 256]) * 8_000_000)
+    tmp = out / ".export.tmp"
+    tmp.mkdir()
+    (tmp / "a.bin").write_bytes(bytes([version % 256]) * 4_000_000)
+    (tmp / "b.bin").write_bytes(bytes([version % 256]) * 4_000_000)
+    replace_dir(tmp, out / "export")
+    if version == 1:
+        print("ready", flush=True)
+"""
+
+
+def _kill_while_writing(out, delay):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.13, 0.31])
+def test_a_process_killed_while_writing_leaves_complete_files(tmp_path, delay):
+    import h5py
+
+    from seq2seq.checkpoints import remove_stale_temp_files
+    from seq2seq.files import recover_dir
+
+    _kill_while_writing(tmp_path, delay)
+    with h5py.File(tmp_path / "last.weights.h5") as f:
+        values = []
+        f.visititems(lambda _, obj: values.append(obj[()]) if hasattr(obj, "shape") else None)
+    versions = {float(np.unique(v).item()) for v in values}
+    assert len(values) == 4 and len(versions) == 1, "a weights file mixes two writes"
+    blob = (tmp_path / "blob.bin").read_bytes()
+    assert len(blob) == 8_000_000 and len(set(blob)) == 1
+    recover_dir(tmp_path / "export")
+    parts = [(tmp_path / "export" / name).read_bytes() for name in ("a.bin", "b.bin")]
+    assert [len(p) for p in parts] == [4_000_000] * 2 and len(set(parts[0] + parts[1])) == 1
+    remove_stale_temp_files(tmp_path)
+    assert not list(tmp_path.glob(".*.tmp.weights.h5"))
+
+
+def test_recover_dir_puts_back_the_copy_parked_by_an_interrupted_replacement(tmp_path):
+    from seq2seq.files import recover_dir, replace_dir
+
+    (tmp_path / ".export.old").mkdir()
+    (tmp_path / ".export.old" / "saved_model.pb").write_text("previous")
+    recover_dir(tmp_path / "export")
+    assert (tmp_path / "export" / "saved_model.pb").read_text() == "previous"
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "saved_model.pb").write_text("new")
+    replace_dir(tmp_path / "new", tmp_path / "export")
+    assert (tmp_path / "export" / "saved_model.pb").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_loading_never_unpickles_or_runs_saved_code():
+    """Models come back through .weights.h5 (h5py arrays), tf.saved_model.load (a graph, no
+    Python), SentencePiece protos and JSON. Nothing in the package may load pickles, Keras
+    archives with safe_mode off, or evaluate text."""
+    import re
+
+    from tests.conftest import REPO
+
+    unsafe = re.compile(r"\bpickle\b|\bdill\b|allow_pickle\s*=\s*True|safe_mode\s*=\s*False|"
+                        r"enable_unsafe_deserialization|\beval\(|\bexec\(|yaml\.load\(|"
+                        r"yaml\.unsafe_load|load_model\(")  # fmt: skip
+    found = []
+    for path in (REPO / "seq2seq").rglob("*.py"):
+        lines = path.read_text().splitlines()
+        found += [f"{path.name}:{n}" for n, line in enumerate(lines, 1) if unsafe.search(line)]
+    assert not found

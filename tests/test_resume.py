@@ -51,17 +51,24 @@ def _saved(run_dir):
     return state["epoch"], state["epoch_step"]
 
 
-def _stop_mid_epoch(run_dir, tfds_dir, sig):
-    """Starts a run and sends `sig` once it has saved a state in the middle of epoch 2."""
+def _stop_when(run_dir, tfds_dir, sig, moment):
+    """Starts a run and sends `sig` as soon as `moment(run_dir)` is true."""
     proc = _start(run_dir, tfds_dir)
     deadline = time.monotonic() + 300
-    while _saved(run_dir) < (1, 1) and proc.poll() is None and time.monotonic() < deadline:
+    while not moment(run_dir) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before the moment came"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def _stop_mid_epoch(run_dir, tfds_dir, sig):
+    """Starts a run and sends `sig` once it has saved a state in the middle of epoch 2."""
+    code, err = _stop_when(run_dir, tfds_dir, sig, lambda d: _saved(d) >= (1, 1))
     epoch, step = _saved(run_dir)
     assert epoch < EPOCHS and step > 0, "the stop did not come mid-epoch"
-    return proc.returncode, err
+    return code, err
 
 
 def _weights(run_dir):
@@ -110,5 +117,24 @@ def test_ctrl_c_saves_mid_epoch_and_says_how_to_resume(uninterrupted, tfds_dir, 
     code, err = _stop_mid_epoch(tmp_path, tfds_dir, signal.SIGINT)
     assert code == 130
     assert "run the same command with the same hydra.run.dir to resume" in err
+    _run(tmp_path, tfds_dir)
+    _assert_same_run(tmp_path, uninterrupted)
+
+
+MOMENTS = {
+    "data prepared, no checkpoint yet": lambda d: (d / "tokenizers/target.model").exists(),
+    "just after an epoch's weights": lambda d: (d / "checkpoints/epoch_002.weights.h5").exists(),
+    "training done, final evaluation": lambda d: _saved(d)[0] == EPOCHS,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_sigkill_at_other_moments_then_rerun_ends_like_an_uninterrupted_run(
+    uninterrupted, tfds_dir, tmp_path, moment
+):
+    code, _ = _stop_when(tmp_path, tfds_dir, signal.SIGKILL, MOMENTS[moment])
+    assert code == -signal.SIGKILL
+    assert not (tmp_path / "metrics.json").exists()
     _run(tmp_path, tfds_dir)
     _assert_same_run(tmp_path, uninterrupted)
