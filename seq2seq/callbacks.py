@@ -1,10 +1,13 @@
 """Keras callbacks: wall-clock budget, perplexity and throughput logs, dev BLEU."""
 
+import logging
 import math
 import time
 
 import keras
 import tensorflow as tf
+
+log = logging.getLogger(__name__)
 
 
 def optimizer_step(model):
@@ -56,6 +59,7 @@ class TrainingStatistics(keras.callbacks.Callback):
         self.partial = None
         self.epoch_start = time.monotonic() - seconds
         self.batches = batches
+        self.first_step = optimizer_step(self.model) - batches
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
@@ -72,6 +76,9 @@ class TrainingStatistics(keras.callbacks.Callback):
             keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         )
         logs["seconds"] = seconds
+        # Counted by optimizer steps: Keras skips on_train_batch_end for the last batch of a
+        # dataset of unknown length.
+        self.batches = optimizer_step(self.model) - self.first_step
         complete = self._complete_epoch_batches()
         fraction = self.batches / complete if complete else 1.0
         for side, count in self.tokens.items():
@@ -126,38 +133,97 @@ def _add_perplexity(logs, prefix):
 
 
 class DevEvaluation(keras.callbacks.Callback):
-    """Every `every_n_epochs`: dev BLEU and chrF, sample translations and attention heatmaps.
+    """Dev BLEU and chrF every `every_n_epochs` epochs and/or every `every_n_steps` batches,
+    with sample translations and attention heatmaps.
+
+    Each score goes to the `listeners` (objects with `on_dev_bleu(bleu)`: plateau decay,
+    early stopping, the best checkpoint); an epoch evaluation also sets `dev_bleu` in the
+    epoch's logs.
 
     Args:
         evaluate_fn: () -> {"bleu": ..., "chrf": ...} on the dev sentences.
         samples_fn: (writer, step) -> None, writes the sample table and heatmaps at `step`.
-        log_dir: TensorBoard folder for the scalars `dev/bleu` and `dev/chrf`.
-        every_n_epochs: 0 evaluates only when `evaluate_now` is called (after training).
+        log_dir: TensorBoard folder for `dev/bleu`, `dev/chrf` (by epoch) and
+            `dev_by_step/bleu`, `dev_by_step/chrf` (by batch).
+        every_n_epochs, every_n_steps: 0 turns that schedule off; with both off, it evaluates
+            only when `evaluate_now` is called (after training).
     """
 
-    def __init__(self, evaluate_fn, samples_fn, log_dir, every_n_epochs):
+    def __init__(self, evaluate_fn, samples_fn, log_dir, every_n_epochs, every_n_steps=0):
         super().__init__()
         self.evaluate_fn = evaluate_fn
         self.samples_fn = samples_fn
         self.writer = tf.summary.create_file_writer(log_dir)
         self.every_n_epochs = every_n_epochs
+        self.every_n_steps = every_n_steps
+        self.listeners = []
         self.scores = []
+        self.last_step_evaluated = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if math.isfinite(float((logs or {}).get("loss", 0.0))):
+            self._evaluate_if_step_due()
+
+    def _evaluate_if_step_due(self):
+        # Also called at epoch ends: Keras skips on_train_batch_end for the last batch of a
+        # dataset of unknown length (the call that trains it also meets the end of the data).
+        step = optimizer_step(self.model)
+        n = self.every_n_steps
+        if n and step % n == 0 and step != self.last_step_evaluated:
+            self.last_step_evaluated = step
+            scores = self.evaluate_now(step, tag="dev_by_step")
+            log.info("step %d: dev BLEU %.2f, chrF %.2f", step, scores["bleu"], scores["chrf"])
+            self._notify(scores["bleu"])
 
     def on_epoch_end(self, epoch, logs=None):
+        if math.isfinite(float((logs or {}).get("loss", 0.0))):
+            self._evaluate_if_step_due()
         if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
             scores = self.evaluate_now(epoch + 1)
             if logs is not None:
                 logs["dev_bleu"] = scores["bleu"]
+            self._notify(scores["bleu"])
 
-    def evaluate_now(self, step):
+    def _notify(self, bleu):
+        for listener in self.listeners:
+            listener.on_dev_bleu(bleu)
+
+    def evaluate_now(self, step, tag="dev"):
         scores = self.evaluate_fn()
-        self.scores.append({"epoch": step, **scores})
+        self.scores.append({"step" if tag == "dev_by_step" else "epoch": step, **scores})
         with self.writer.as_default():
             for name in ("bleu", "chrf"):
-                tf.summary.scalar(f"dev/{name}", scores[name], step=step)
+                tf.summary.scalar(f"{tag}/{name}", scores[name], step=step)
         self.samples_fn(self.writer, step)
         self.writer.flush()
         return scores
+
+
+class DevBleuEarlyStopping(keras.callbacks.Callback):
+    """Stops training after `patience` dev evaluations in a row without a better BLEU (fed by
+    `DevEvaluation`); its counters survive a resume."""
+
+    def __init__(self, patience):
+        super().__init__()
+        self.patience = patience
+        self.best = -math.inf
+        self.wait = 0
+
+    def on_dev_bleu(self, bleu):
+        if bleu > self.best:
+            self.best, self.wait = bleu, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            log.info("early stopping: no better dev BLEU than %.2f in %d evaluations",
+                     self.best, self.wait)  # fmt: skip
+            self.model.stop_training = True
+
+    def get_state(self):
+        return {"best": self.best, "wait": self.wait}
+
+    def set_state(self, state):
+        self.best, self.wait = state["best"], state["wait"]
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):

@@ -35,8 +35,9 @@ class CheckpointKeeper(keras.callbacks.Callback):
     """After every epoch with a finite loss: `last.weights.h5`, `epoch_NNN.weights.h5` (the
     last `keep` of them) and `best.weights.h5`.
 
-    Best is by `dev_bleu` (higher is better) when the dev evaluation wrote it that epoch,
-    otherwise by `val_loss`. A non-finite epoch writes nothing, so the last good weights stay.
+    Best is by dev BLEU (`on_dev_bleu`, called by `callbacks.DevEvaluation` after an epoch
+    or batch) once there is one, before that by `val_loss`. A non-finite epoch writes
+    nothing, so the last good weights stay.
     """
 
     def __init__(self, directory, keep):
@@ -44,7 +45,8 @@ class CheckpointKeeper(keras.callbacks.Callback):
         self.directory = Path(directory)
         remove_stale_temp_files(self.directory)
         self.keep = keep
-        self.best = -math.inf  # of the score: dev BLEU, or minus the validation loss
+        self.best = -math.inf  # minus the best validation loss
+        self.best_bleu = -math.inf  # the best dev BLEU (from `on_dev_bleu`)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -55,16 +57,21 @@ class CheckpointKeeper(keras.callbacks.Callback):
             save_weights_atomically(self.model, self.epoch_path(epoch + 1))
             stale = self.epoch_path(epoch + 1 - self.keep)
             stale.unlink(missing_ok=True)
-        score = logs["dev_bleu"] if "dev_bleu" in logs else -logs.get("val_loss", math.inf)
-        if score > self.best:
-            self.best = score
+        loss = logs.get("val_loss", math.inf)
+        if self.best_bleu == -math.inf and -loss > self.best:  # no dev BLEU yet
+            self.best = -loss
+            save_weights_atomically(self.model, self.directory / "best.weights.h5")
+
+    def on_dev_bleu(self, bleu):
+        if bleu > self.best_bleu:
+            self.best_bleu = bleu
             save_weights_atomically(self.model, self.directory / "best.weights.h5")
 
     def get_state(self):
-        return {"best": self.best}
+        return {"best": self.best, "best_bleu": self.best_bleu}
 
     def set_state(self, state):
-        self.best = state["best"]
+        self.best, self.best_bleu = state["best"], state.get("best_bleu", -math.inf)
 
     def epoch_path(self, epoch):
         return self.directory / f"epoch_{epoch:03d}.weights.h5"

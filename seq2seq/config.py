@@ -86,6 +86,7 @@ class TrainerConfig:
     precision: str = MISSING
     log_every_n_steps: int = MISSING
     bleu_every_n_epochs: int = MISSING
+    bleu_every_n_steps: int = MISSING
     validation_max_sentences: int = MISSING
     tensorboard_samples: int = MISSING
     profile_steps: list[int] | None = None

@@ -130,7 +130,7 @@ def make_optimizer(name, learning_rate, *, weight_decay):
 
 class ReduceOnPlateau(keras.callbacks.Callback):
     """Multiplies the learning rate by `factor` when dev BLEU has not improved for `patience`
-    evaluations (reads `dev_bleu` from the epoch logs, written by the dev evaluation)."""
+    evaluations (fed by `callbacks.DevEvaluation`, after epochs or every N batches)."""
 
     def __init__(self, factor, patience, min_learning_rate=0.0):
         super().__init__()
@@ -146,10 +146,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):
     def set_state(self, state):
         self.best, self.wait = state["best"], state["wait"]
 
-    def on_epoch_end(self, epoch, logs=None):
-        bleu = (logs or {}).get("dev_bleu")
-        if bleu is None:
-            return
+    def on_dev_bleu(self, bleu):
         if bleu > self.best:
             self.best, self.wait = bleu, 0
             return

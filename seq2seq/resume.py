@@ -175,25 +175,3 @@ class StopOnInterrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
         self.interrupted = True
         self.model.stop_training = True
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """Keras EarlyStopping whose wait count and best score survive a resume."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.restored = None
-
-    def set_state(self, state):
-        self.restored = state
-
-    def on_train_begin(self, logs=None):
-        if self.restored is False:  # a second fit call of the same training: keep counting
-            return
-        super().on_train_begin(logs)
-        if self.restored:
-            self.wait, self.best = self.restored["wait"], self.restored["best"]
-        self.restored = False
-
-    def get_state(self):
-        return {"wait": self.wait, "best": None if self.best is None else float(self.best)}

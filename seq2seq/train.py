@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import checkpoints, data, distribute, monitoring, optim, resume, training
-from seq2seq.callbacks import DevEvaluation
+from seq2seq.callbacks import DevBleuEarlyStopping, DevEvaluation
 from seq2seq.config import Config
 from seq2seq.evaluation import evaluate, split_texts
 from seq2seq.export import TEXT_SIGNATURE, InGraphTranslator, export_saved_model
@@ -170,16 +170,13 @@ def _resume_state(cfg, run_dir, model):
 
 
 def _schedule_callbacks(trainer):
-    """Plateau decay and early stopping, both driven by dev BLEU (`bleu_every_n_epochs`)."""
+    """Plateau decay and early stopping, both driven by dev BLEU (`bleu_every_n_epochs`,
+    `bleu_every_n_steps`)."""
     found = []
     if trainer.schedule == "plateau":
         found.append(optim.ReduceOnPlateau(trainer.plateau_factor, trainer.plateau_patience))
     if trainer.early_stopping_patience:
-        found.append(
-            resume.ResumableEarlyStopping(
-                monitor="dev_bleu", mode="max", patience=trainer.early_stopping_patience
-            )
-        )
+        found.append(DevBleuEarlyStopping(trainer.early_stopping_patience))
     return found
 
 
@@ -245,7 +242,8 @@ def _dev_evaluation(cfg, translator, translate_fn, validation, run_dir):
             found = monitoring.attention_samples(translator, sources[:n])
             monitoring.write_samples(writer, found, references[:n], step)
 
-    return DevEvaluation(scores, samples, log_dir, cfg.trainer.bleu_every_n_epochs)
+    return DevEvaluation(scores, samples, log_dir, cfg.trainer.bleu_every_n_epochs,
+                         cfg.trainer.bleu_every_n_steps)  # fmt: skip
 
 
 def _test_evaluation(cfg, translate_fn, test, run_dir):

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from seq2seq import pipeline, tokenizers
 from seq2seq.callbacks import (
+    DevEvaluation,
     NonFiniteLossGuard,
     ScalarLogger,
     TrainingStatistics,
@@ -191,6 +192,7 @@ def fit(
     budget = WallClockBudget(max_minutes, stats.training_seconds() + _partial_seconds(restored))
     guard, interrupt = NonFiniteLossGuard(), StopOnInterrupt()
     keeper = CheckpointKeeper(run_dir / "checkpoints", keep_checkpoints)
+    _connect_dev_listeners(callbacks, keeper)
     stateful = {f"{type(c).__name__}_{i}": c for i, c in enumerate([keeper, *callbacks])
                 if hasattr(c, "get_state") and hasattr(c, "set_state")}  # fmt: skip
     for name, callback in stateful.items():
@@ -225,6 +227,14 @@ def fit(
             "hydra.run.dir to resume where it stopped"
         )
     return stats.history, budget.stopped
+
+
+def _connect_dev_listeners(callbacks, keeper):
+    """Dev evaluations feed plateau decay, early stopping and the best checkpoint."""
+    listeners = [c for c in callbacks if hasattr(c, "on_dev_bleu")] + [keeper]
+    for callback in callbacks:
+        if isinstance(callback, DevEvaluation):
+            callback.listeners = listeners
 
 
 def _statistics(train_stats, restored):

@@ -44,6 +44,7 @@ def tiny_run(tmp_path_factory, tfds_dir):
     from seq2seq.train import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
-    cfg = compose([*TINY_NUMBERS, f"data.data_dir={tfds_dir}", "trainer.bleu_every_n_epochs=4"])
+    cfg = compose([*TINY_NUMBERS, f"data.data_dir={tfds_dir}", "trainer.bleu_every_n_epochs=4",
+                   "trainer.bleu_every_n_steps=50"])  # fmt: skip
     metrics = train(cfg, run_dir)
     return run_dir, metrics, cfg

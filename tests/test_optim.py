@@ -1,9 +1,12 @@
+import json
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from seq2seq import checkpoints, optim
+from seq2seq.callbacks import DevBleuEarlyStopping
 
 
 def _rates(schedule, steps):
@@ -57,9 +60,23 @@ def test_plateau_halves_the_rate_after_patience_evaluations_without_gain():
     model = _model()
     plateau = optim.ReduceOnPlateau(factor=0.5, patience=2)
     plateau.set_model(model)
-    for epoch, bleu in enumerate([10.0, 12.0, 11.0, 11.5, 13.0, 12.0]):
-        plateau.on_epoch_end(epoch, {"dev_bleu": bleu})
+    for bleu in [10.0, 12.0, 11.0, 11.5, 13.0, 12.0]:
+        plateau.on_dev_bleu(bleu)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+
+
+def test_early_stopping_after_patience_evaluations_without_a_better_bleu():
+    model = _model()
+    stopping = DevBleuEarlyStopping(patience=2)
+    stopping.set_model(model)
+    for bleu in [10.0, 12.0, 11.0, 13.0, 12.0]:
+        stopping.on_dev_bleu(bleu)
+        assert not model.stop_training
+    restored = DevBleuEarlyStopping(patience=2)  # after a resume
+    restored.set_model(model)
+    restored.set_state(json.loads(json.dumps(stopping.get_state())))
+    restored.on_dev_bleu(13.0)  # not better than 13.0: the second evaluation without gain
+    assert model.stop_training
 
 
 def test_keeper_keeps_last_k_and_best_by_dev_bleu_and_averages(tmp_path):
@@ -68,7 +85,8 @@ def test_keeper_keeps_last_k_and_best_by_dev_bleu_and_averages(tmp_path):
     keeper.set_model(model)
     for epoch, bleu in enumerate([5.0, 9.0, 7.0]):
         model.layers[0].kernel.assign(np.full((2, 1), float(epoch)))
-        keeper.on_epoch_end(epoch, {"loss": 1.0, "dev_bleu": bleu})
+        keeper.on_dev_bleu(bleu)
+        keeper.on_epoch_end(epoch, {"loss": 1.0, "val_loss": 3.0 - epoch})
     names = sorted(p.name for p in tmp_path.glob("epoch_*"))
     assert names == ["epoch_002.weights.h5", "epoch_003.weights.h5"]
     model.load_weights(tmp_path / "best.weights.h5")

@@ -40,6 +40,8 @@ def test_dev_loss_perplexity_bleu_and_chrf(events):
     bleu = _values(events, "validation", "dev/bleu")
     assert [step for step, _ in bleu] == [4, 8, 8]  # every 4 epochs, then the final evaluation
     assert all(0 <= v <= 100 for _, v in bleu + _values(events, "validation", "dev/chrf"))
+    by_step = _values(events, "validation", "dev_by_step/bleu")
+    assert [step for step, _ in by_step] == [50, 100]  # trainer.bleu_every_n_steps=50
 
 
 def test_samples_text_and_attention_images(events):
