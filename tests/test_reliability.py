@@ -149,3 +149,36 @@ def test_loading_never_unpickles_or_runs_saved_code():
         lines = path.read_text().splitlines()
         found += [f"{path.name}:{n}" for n, line in enumerate(lines, 1) if unsafe.search(line)]
     assert not found
+
+
+def test_training_set_empty_after_filtering_is_a_clear_error(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for split in ("train", "dev", "test"):
+        (raw / f"{split}.de").write_text("Hallo Welt\nTschau\n")
+        (raw / f"{split}.en").write_text("\n   \n" if split == "train" else "hi\nbye\n")
+    overrides = ["data=text", "model=tiny", f"data.data_dir={tmp_path / 'tfds'}",
+                 f"data.train_prefix={raw / 'train'}", f"data.validation_prefix={raw / 'dev'}",
+                 f"data.test_prefix={raw / 'test'}", "data.source_language=de",
+                 "data.target_language=en", "data.tokenizer.vocab_size=20"]  # fmt: skip
+    with pytest.raises(ValueError, match="training set is empty after dropping empty"):
+        train(compose(overrides), tmp_path / "run")
+
+
+def test_an_export_that_fails_verification_leaves_the_previous_one(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from seq2seq import export
+
+    previous = tmp_path / "export"
+    previous.mkdir()
+    (previous / "saved_model.pb").write_bytes(b"the previous good export")
+    def broken_archive(_, out_dir):
+        (out_dir / "saved_model.pb").write_bytes(b"not a graph")
+
+    monkeypatch.setattr(export, "_write_archive", broken_archive)
+    translator = SimpleNamespace(model=SimpleNamespace(lstm_layers=lambda: []))
+    with pytest.raises(Exception):  # noqa: B017 (whatever TensorFlow raises on a broken file)
+        export.export_saved_model(translator, previous)
+    assert (previous / "saved_model.pb").read_bytes() == b"the previous good export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]

@@ -62,3 +62,12 @@ def test_restricted_vocabularies_keep_only_each_sides_pieces(tmp_path):
     assert tokenizers.UNK_ID in unseen
     pieces = (tmp_path / "target.vocab").read_text(encoding="utf-8").splitlines()
     assert len(pieces) == tokenizers.vocabulary_size(tgt) and pieces[0].endswith("\t0")
+
+
+def test_vocabulary_larger_than_the_corpus_allows_gets_fewer_pieces(tmp_path):
+    """`vocab_size` is a soft limit (documented): no error, a smaller vocabulary."""
+    pairs = [(line, line) for line in LINES]
+    src, _ = tokenizers.train_tokenizers(
+        pairs, tmp_path, vocab_size=100_000, model_type="unigram", joint=True
+    )
+    assert 4 < tokenizers.vocabulary_size(tokenizers.load_tokenizer(src)) < 200
