@@ -51,6 +51,7 @@ class _Config(NamedTuple):
     min_length: int
     beam_size: int | tf.Tensor = 1
     alpha: float | tf.Tensor = 0.0
+    n_best: int | tf.Tensor = 1
 
 
 class _GreedyLoop(NamedTuple):
@@ -309,18 +310,20 @@ def _update_finished(fin_seq, fin_score, candidates, finishing, penalty, beam_si
     return _gather_beams(seq, pos), score
 
 
-def _sentence_done(alive_logp, fin_score, at_max, max_lengths, alpha):
-    """Sentences whose finished set can no longer change.
+def _sentence_done(alive_logp, fin_score, at_max, max_lengths, config):
+    """Sentences whose `n_best` best finished hypotheses can no longer change.
 
-    A sentence is done at its max length, when no alive beam is left, or when its worst finished
-    score beats the best score an alive beam could still reach: the best alive log-prob divided by
-    the length penalty at the sentence's max length (an upper bound for `alpha >= 0`, since
-    log-probs only decrease and the penalty only grows).
+    A sentence is done at its max length, when no alive beam is left, or when its `n_best`-th
+    finished score beats the best score an alive beam could still reach: the best alive log-prob
+    divided by the length penalty at the sentence's max length (an upper bound for `alpha >= 0`,
+    since log-probs only decrease and the penalty only grows). Waiting for `n_best` rather than
+    all K finished hypotheses ends most sentences several steps earlier, with the same output.
     """
     best_alive = alive_logp[:, 0]
-    bound = best_alive / _length_penalty(max_lengths, alpha)
+    bound = best_alive / _length_penalty(max_lengths, config.alpha)
     no_alive = tf.equal(best_alive, NEG_INF)
-    return at_max | no_alive | (fin_score[:, -1] > bound)
+    kept = tf.gather(fin_score, config.n_best - 1, axis=1)  # the n_best-th finished score
+    return at_max | no_alive | (kept > bound)
 
 
 def _beam_step(loop, *, step_fn, memory, max_lengths, config):
@@ -338,7 +341,7 @@ def _beam_step(loop, *, step_fn, memory, max_lengths, config):
     fin_seq, fin_score = _update_finished(
         loop.fin_seq, loop.fin_score, cands, finishing, penalty, k
     )
-    done = _sentence_done(alive_logp, fin_score, at_max, max_lengths, config.alpha)
+    done = _sentence_done(alive_logp, fin_score, at_max, max_lengths, config)
     return _BeamLoop(
         step=loop.step + 1,
         tokens=tf.reshape(tokens, [-1]),
@@ -483,7 +486,7 @@ def beam_search(
             call, in a graph when it runs).
     """
     beam_size, alpha, n_best = _beam_args(beam_size, alpha, n_best)
-    config = _Config(bos_id, eos_id, min_length, beam_size=beam_size, alpha=alpha)
+    config = _Config(bos_id, eos_id, min_length, beam_size=beam_size, alpha=alpha, n_best=n_best)
     max_lengths, max_len = _prepare_max_lengths(max_lengths, max_output_length)
     loop = _initial_beam_loop(state, tf.shape(max_lengths)[0], max_len, config)
     body = functools.partial(

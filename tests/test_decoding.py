@@ -260,6 +260,19 @@ def test_n_best_sorted_distinct_and_correctly_scored():
             np.testing.assert_allclose(score, ref, rtol=1e-5)
 
 
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_stopping_at_n_best_finished_keeps_the_same_best_hypotheses(seed):
+    """A sentence stops once its n_best-th finished score beats the alive bound; its n_best
+    best are those of a search that waits for all K finished hypotheses."""
+    model, lengths = ToyRNN(seed=seed, eos_bias=0.5), [5, 3, 7, 2]
+    memory, max_lengths = make_memory(lengths, seed=seed + 1), [12, 9, 14, 6]
+    all_ids, all_scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=4)
+    for n_best in (1, 2):
+        ids, scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=n_best)
+        np.testing.assert_array_equal(ids, all_ids[:, :n_best])
+        np.testing.assert_allclose(scores, all_scores[:, :n_best], rtol=1e-6)
+
+
 @pytest.mark.parametrize("n_best", [0, 5])
 def test_n_best_outside_beam_raises(n_best):
     model, memory = ToyRNN(), make_memory([2])

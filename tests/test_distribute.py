@@ -111,6 +111,7 @@ def test_mirrored_on_two_cpu_devices_reaches_the_single_device_loss(runs):
     assert mirrored["strategy"] == "mirrored" and mirrored["epochs_completed"] == 2
     for key in ("loss", "nll"):
         a, b = single["history"][-1][key], mirrored["history"][-1][key]
+        print(f"final training {key}: single device {a:.4f}, mirrored x2 {b:.4f}")  # pytest -rP
         assert abs(a - b) / a < 0.02, (key, a, b)
 
 
@@ -118,6 +119,7 @@ def test_mirrored_on_two_cpu_devices_reaches_the_single_device_loss(runs):
 def test_mirrored_validation_loss_matches_the_single_device(runs):
     single = _metrics(_finish(runs["single"]))["history"][-1]["val_loss"]
     mirrored = _metrics(_finish(runs["mirrored"]))["history"][-1]["val_loss"]
+    print(f"final val_loss: single device {single:.4f}, mirrored x2 {mirrored:.4f}")
     assert abs(single - mirrored) / single < 0.1, (single, mirrored)
 
 
