@@ -199,9 +199,10 @@ class DevEvaluation(keras.callbacks.Callback):
         return scores
 
 
-class DevBleuEarlyStopping(keras.callbacks.Callback):
-    """Stops training after `patience` dev evaluations in a row without a better BLEU (fed by
-    `DevEvaluation`); its counters survive a resume."""
+class DevBleuPatience(keras.callbacks.Callback):
+    """Counts dev evaluations (fed by `DevEvaluation`) without a better BLEU and calls
+    `on_patience_exhausted` when `patience` of them come in a row; the counters survive a
+    resume."""
 
     def __init__(self, patience):
         super().__init__()
@@ -215,15 +216,25 @@ class DevBleuEarlyStopping(keras.callbacks.Callback):
             return
         self.wait += 1
         if self.wait >= self.patience:
-            log.info("early stopping: no better dev BLEU than %.2f in %d evaluations",
-                     self.best, self.wait)  # fmt: skip
-            self.model.stop_training = True
+            self.on_patience_exhausted()
+
+    def on_patience_exhausted(self):
+        raise NotImplementedError
 
     def get_state(self):
         return {"best": self.best, "wait": self.wait}
 
     def set_state(self, state):
         self.best, self.wait = state["best"], state["wait"]
+
+
+class DevBleuEarlyStopping(DevBleuPatience):
+    """Stops training after `patience` dev evaluations in a row without a better BLEU."""
+
+    def on_patience_exhausted(self):
+        log.info("early stopping: no better dev BLEU than %.2f in %d evaluations",
+                 self.best, self.wait)  # fmt: skip
+        self.model.stop_training = True
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):

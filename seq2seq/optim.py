@@ -1,10 +1,11 @@
 """Optimizers and learning-rate schedules chosen by name (all through Keras)."""
 
-import math
 
 import keras
 import tensorflow as tf
 from keras import ops
+
+from seq2seq.callbacks import DevBleuPatience
 
 
 class FusedAdamUpdate:
@@ -128,30 +129,16 @@ def make_optimizer(name, learning_rate, *, weight_decay):
     return OPTIMIZERS[name](**kwargs)
 
 
-class ReduceOnPlateau(keras.callbacks.Callback):
+class ReduceOnPlateau(DevBleuPatience):
     """Multiplies the learning rate by `factor` when dev BLEU has not improved for `patience`
     evaluations (fed by `callbacks.DevEvaluation`, after epochs or every N batches)."""
 
     def __init__(self, factor, patience, min_learning_rate=0.0):
-        super().__init__()
+        super().__init__(patience)
         self.factor = factor
-        self.patience = patience
         self.min_learning_rate = min_learning_rate
-        self.best = -math.inf
+
+    def on_patience_exhausted(self):
+        lr = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.model.optimizer.learning_rate = max(lr * self.factor, self.min_learning_rate)
         self.wait = 0
-
-    def get_state(self):
-        return {"best": self.best, "wait": self.wait}
-
-    def set_state(self, state):
-        self.best, self.wait = state["best"], state["wait"]
-
-    def on_dev_bleu(self, bleu):
-        if bleu > self.best:
-            self.best, self.wait = bleu, 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            lr = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            self.model.optimizer.learning_rate = max(lr * self.factor, self.min_learning_rate)
-            self.wait = 0
