@@ -15,6 +15,7 @@ class TokenizerConfig:
     model_type: str = MISSING
     joint: bool = MISSING
     restrict_vocabulary: bool = MISSING
+    max_sentences: int = MISSING
 
 
 @dataclass

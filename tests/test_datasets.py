@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 from num2words import num2words
 
 from seq2seq import data
@@ -65,6 +66,24 @@ def test_numbers_sizes_and_disjoint_splits(tmp_path):
     sources = [{source for source, _ in got[s]} for s in data.SPLITS]
     assert sum(map(len, sources)) == 56  # no duplicates inside or across splits
     assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
+
+
+def _dataset_ops(dataset):
+    """The op names of a dataset's graph, inside its functions too."""
+    serialized = tf.raw_ops.DatasetToGraphV2(input_dataset=dataset._variant_tensor)
+    graph = tf.compat.v1.GraphDef.FromString(serialized.numpy())
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return {node.op for node in nodes}
+
+
+def test_prepared_splits_are_streamed_not_cached_in_memory(tmp_path):
+    """TFDS caches a small enough split in memory unless told not to (a 1M-pair set cost 640
+    MiB): the graph of every split reads the files, with no cache in it."""
+    splits = data.load_splits("numbers", data_dir=str(tmp_path), **NUMBER_OPTIONS)
+    for split in data.SPLITS:
+        ops = _dataset_ops(splits[split])
+        assert any(op.startswith("TFRecordDataset") for op in ops), ops
+        assert not any(op.startswith("CacheDataset") for op in ops), (split, ops)
 
 
 def test_numbers_deterministic_across_data_dirs(tmp_path):

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import tensorflow as tf
 
 from seq2seq import tokenizers
@@ -71,3 +74,49 @@ def test_vocabulary_larger_than_the_corpus_allows_gets_fewer_pieces(tmp_path):
         pairs, tmp_path, vocab_size=100_000, model_type="unigram", joint=True
     )
     assert 4 < tokenizers.vocabulary_size(tokenizers.load_tokenizer(src)) < 200
+
+
+def _one_rare_character_a_line(count):
+    """Lines that each hold one character no other line has (CJK ideographs)."""
+    return [f"ab {chr(0x4E00 + i)} ab" for i in range(count)]
+
+
+def test_max_sentences_bounds_what_sentencepiece_reads(tmp_path):
+    """character_coverage=1.0 makes every character read a piece: with 1,000 lines of distinct
+    characters, a 150-line sample can give only 150 of them."""
+    lines = _one_rare_character_a_line(1000)
+    full = tokenizers.train_sentencepiece(lines, 5000, "unigram", max_sentences=10_000)
+    sampled = tokenizers.train_sentencepiece(lines, 5000, "unigram", max_sentences=150)
+    size = lambda proto: tokenizers.spm.SentencePieceProcessor(model_proto=proto).get_piece_size()  # noqa: E731
+    assert size(full) > 1000
+    assert size(sampled) < 200
+
+
+def test_the_same_text_trains_the_same_model_in_another_process(tmp_path):
+    """The sample of a capped corpus must not depend on the process (SentencePiece's own
+    sampling did)."""
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(LINES + _one_rare_character_a_line(300)) + "\n", encoding="utf-8")
+    script = (
+        "import sys; from seq2seq import tokenizers; "
+        "sys.stdout.buffer.write(tokenizers.train_sentencepiece_files("
+        f"[{str(text)!r}], 500, 'unigram', max_sentences=150))"
+    )
+    protos = [subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout
+              for _ in range(2)]  # fmt: skip
+    assert _pieces_and_scores(protos[0]) == _pieces_and_scores(protos[1])
+    assert len(_pieces_and_scores(protos[0])) < 200  # the cap was applied
+
+
+def _pieces_and_scores(proto):  # the proto also names the temporary files it was trained from
+    processor = tokenizers.spm.SentencePieceProcessor(model_proto=proto)
+    return [(processor.id_to_piece(i), processor.get_score(i)) for i in range(len(processor))]
+
+
+def test_max_sentences_below_one_names_the_setting():
+    try:
+        tokenizers.train_sentencepiece(LINES, 30, "unigram", max_sentences=0)
+    except ValueError as e:
+        assert "data.tokenizer.max_sentences" in str(e)
+    else:
+        raise AssertionError("no error")

@@ -35,13 +35,18 @@ def read_pairs(
         target_key: Feature holding the target sentence (e.g. ``"en"``).
 
     Returns:
-        Our split names mapped to datasets of ``{"source": tf.string, "target": tf.string}``.
+        Our split names mapped to datasets of ``{"source": tf.string, "target": tf.string}``,
+        streamed from the files (never cached in memory).
     """
 
     def rename(example):
         return {"source": example[source_key], "target": example[target_key]}
 
+    # TFDS caches a split smaller than 250 MiB in memory on its first pass: a 1M-pair training
+    # set then grew the process by 640 MiB. Streamed instead; the callers cache what is small.
+    streamed = tfds.ReadConfig(try_autocache=False)
     return {
-        ours: builder.as_dataset(split=theirs, shuffle_files=False).map(rename)
+        ours: builder.as_dataset(split=theirs, shuffle_files=False, read_config=streamed)
+        .map(rename)
         for ours, theirs in splits.items()
     }
