@@ -37,6 +37,7 @@ NEG_INF = float("-inf")
 # plain `tf.math.top_k` when `V` has no divisor of at least `MIN_TOP_K_CHUNK` up to it.
 TOP_K_CHUNK = 64
 MIN_TOP_K_CHUNK = 4
+STOPPING_RULES = ("bound", "top_beam")
 
 
 class _Config(NamedTuple):
@@ -52,6 +53,7 @@ class _Config(NamedTuple):
     beam_size: int | tf.Tensor = 1
     alpha: float | tf.Tensor = 0.0
     n_best: int | tf.Tensor = 1
+    stopping: str = "bound"
 
 
 class _GreedyLoop(NamedTuple):
@@ -75,6 +77,7 @@ class _BeamLoop(NamedTuple):
     alive_logp: tf.Tensor  # (B, K) sum of log-probs, -inf for empty slots
     fin_seq: tf.Tensor  # (B, K, L)
     fin_score: tf.Tensor  # (B, K) length-normalised score, -inf for empty slots
+    top_finished: tf.Tensor  # (B,) bool: a step's best candidate was EOS
     done: tf.Tensor  # (B,) bool
 
 
@@ -310,19 +313,26 @@ def _update_finished(fin_seq, fin_score, candidates, finishing, penalty, beam_si
     return _gather_beams(seq, pos), score
 
 
-def _sentence_done(alive_logp, fin_score, at_max, max_lengths, config):
-    """Sentences whose `n_best` best finished hypotheses can no longer change.
+def _sentence_done(alive_logp, fin_score, top_finished, at_max, max_lengths, config):
+    """Sentences whose search ends: at their max length, when no alive beam is left, or by
+    `config.stopping`:
 
-    A sentence is done at its max length, when no alive beam is left, or when its `n_best`-th
-    finished score beats the best score an alive beam could still reach: the best alive log-prob
-    divided by the length penalty at the sentence's max length (an upper bound for `alpha >= 0`,
-    since log-probs only decrease and the penalty only grows). Waiting for `n_best` rather than
-    all K finished hypotheses ends most sentences several steps earlier, with the same output.
+    - "bound": once the `n_best` best finished hypotheses can no longer change, i.e. the
+      `n_best`-th finished score beats the best score an alive beam could still reach: the best
+      alive log-prob divided by the length penalty at the sentence's max length (an upper bound
+      for `alpha >= 0`, since log-probs only decrease and the penalty only grows). Waiting for
+      `n_best` rather than all K finished hypotheses ends most sentences several steps earlier,
+      with the same output.
+    - "top_beam" (OpenNMT-py's rule): once a step's best candidate was EOS and `n_best`
+      hypotheses have finished. Sooner; a longer hypothesis that would have scored better after
+      the length penalty can be missed.
     """
     best_alive = alive_logp[:, 0]
-    bound = best_alive / _length_penalty(max_lengths, config.alpha)
     no_alive = tf.equal(best_alive, NEG_INF)
     kept = tf.gather(fin_score, config.n_best - 1, axis=1)  # the n_best-th finished score
+    if config.stopping == "top_beam":
+        return at_max | no_alive | (top_finished & (kept > NEG_INF))
+    bound = best_alive / _length_penalty(max_lengths, config.alpha)
     return at_max | no_alive | (kept > bound)
 
 
@@ -341,7 +351,8 @@ def _beam_step(loop, *, step_fn, memory, max_lengths, config):
     fin_seq, fin_score = _update_finished(
         loop.fin_seq, loop.fin_score, cands, finishing, penalty, k
     )
-    done = _sentence_done(alive_logp, fin_score, at_max, max_lengths, config)
+    top_finished = loop.top_finished | tf.equal(cands.token[:, 0], config.eos_id)
+    done = _sentence_done(alive_logp, fin_score, top_finished, at_max, max_lengths, config)
     return _BeamLoop(
         step=loop.step + 1,
         tokens=tf.reshape(tokens, [-1]),
@@ -351,6 +362,7 @@ def _beam_step(loop, *, step_fn, memory, max_lengths, config):
         # Only the finished set is returned, so only it is frozen once a sentence is done.
         fin_seq=_freeze(loop.done, fin_seq, loop.fin_seq),
         fin_score=_freeze(loop.done, fin_score, loop.fin_score),
+        top_finished=top_finished,
         done=loop.done | done,
     )
 
@@ -367,6 +379,7 @@ def _initial_beam_loop(state, batch, max_len, config):
         alive_logp=tf.tile(first_beam[None, :], [batch, 1]),
         fin_seq=tf.zeros([batch, k, max_len], tf.int32),
         fin_score=tf.fill([batch, k], NEG_INF),
+        top_finished=tf.zeros([batch], tf.bool),
         done=tf.zeros([batch], tf.bool),
     )
 
@@ -442,6 +455,7 @@ def beam_search(
     min_length=0,
     n_best=1,
     max_output_length=None,
+    stopping="bound",
 ):
     """GNMT beam search with alive/finished sets, length penalty and per-sentence early stop.
 
@@ -473,6 +487,8 @@ def beam_search(
         max_output_length: optional Python int, a static output length `L` (`max_lengths` is
             clipped to it). Set it under `jit_compile=True`: otherwise `L = max(max_lengths)` is
             data-dependent and XLA recompiles for every new `max_lengths` value.
+        stopping: when a sentence's search ends: "bound" (the result is proven) or "top_beam"
+            (OpenNMT-py's rule, sooner), see `_sentence_done`.
 
     Returns:
         `(ids, scores)`: int32 `(B, n_best, L)` tokens (no BOS, EOS included, `0` after it) with
@@ -480,13 +496,15 @@ def beam_search(
         best first (`-inf` when a sentence has fewer than `n_best` possible hypotheses).
 
     Raises:
-        ValueError: if a Python `beam_size < 1`, `n_best` is not in `[1, beam_size]`, or
-            `alpha < 0`.
+        ValueError: if a Python `beam_size < 1`, `n_best` is not in `[1, beam_size]`,
+            `alpha < 0`, or `stopping` is unknown.
         tf.errors.InvalidArgumentError: the same for settings given as tensors (eagerly at the
             call, in a graph when it runs).
     """
+    if stopping not in STOPPING_RULES:
+        raise ValueError(f"decode.stopping={stopping!r}: choose one of {STOPPING_RULES}")
     beam_size, alpha, n_best = _beam_args(beam_size, alpha, n_best)
-    config = _Config(bos_id, eos_id, min_length, beam_size=beam_size, alpha=alpha, n_best=n_best)
+    config = _Config(bos_id, eos_id, min_length, beam_size, alpha, n_best, stopping)
     max_lengths, max_len = _prepare_max_lengths(max_lengths, max_output_length)
     loop = _initial_beam_loop(state, tf.shape(max_lengths)[0], max_len, config)
     body = functools.partial(

@@ -41,6 +41,8 @@ class InGraphTranslator:
         max_length_ratio, max_length_offset: a sentence of n source pieces gets at most
             ratio * n + offset target pieces (EOS included).
         max_input_length: source pieces kept; longer inputs are truncated (documented).
+        stopping: when a sentence's beam search ends, "bound" or "top_beam"
+            (`seq2seq.decoding.beam_search`).
     """
 
     def __init__(
@@ -55,7 +57,11 @@ class InGraphTranslator:
         max_length_ratio,
         max_length_offset,
         max_input_length,
+        stopping="bound",
     ):
+        if stopping not in decoding.STOPPING_RULES:
+            rules = decoding.STOPPING_RULES
+            raise ValueError(f"decode.stopping={stopping!r}: choose one of {rules}")
         self.model = model
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
@@ -65,6 +71,7 @@ class InGraphTranslator:
         self.max_length_ratio = max_length_ratio
         self.max_length_offset = max_length_offset
         self.max_input_length = max_input_length
+        self.stopping = stopping
 
     def encode_text(self, text):
         """(batch,) strings -> right-padded source ids (batch, >=1) and their lengths."""
@@ -94,7 +101,7 @@ class InGraphTranslator:
         def beam():
             return decoding.beam_search(self.model.decode_step, state, memory,
                                         beam_size=beam_size, alpha=alpha, n_best=n_best,
-                                        **limits)  # fmt: skip
+                                        stopping=self.stopping, **limits)  # fmt: skip
 
         if not isinstance(beam_size, int):
             out, scores = tf.cond(tf.equal(beam_size, 1), greedy, beam)

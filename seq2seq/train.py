@@ -78,6 +78,7 @@ def make_translator(model, tokenizers, decode_cfg):
         max_length_ratio=decode_cfg.max_length_ratio,
         max_length_offset=decode_cfg.max_length_offset,
         max_input_length=decode_cfg.max_input_length,
+        stopping=decode_cfg.stopping,
     )
 
 

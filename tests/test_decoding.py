@@ -223,6 +223,45 @@ def test_early_stop_bound_uses_penalty_at_max_length():
     np.testing.assert_allclose(scores[:, 0], [expected, np.log(0.5)], rtol=1e-5)
 
 
+def test_top_beam_stopping_ends_when_the_best_candidate_is_eos():
+    """OpenNMT-py's rule on the case above: the best candidate of step 0 is EOS, so the search
+    ends there with [EOS], where the bound goes on to the better [3] * 6."""
+    first = [0, 0, 0.5, 0.45, 0.05, 0, 0]
+    later = [0, 0, 0.001, 0.989, 0.004, 0.003, 0.003]
+    model = TableModel([first, later])
+    ids, scores = run_beam(model, dummy_memory(1), [6], beam_size=1, alpha=1.0,
+                           stopping="top_beam")  # fmt: skip
+    np.testing.assert_array_equal(ids[0, 0], [EOS, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(scores[0, 0], np.log(0.5), rtol=1e-5)
+
+
+def test_top_beam_stopping_waits_for_n_best_finished_hypotheses():
+    first = [0, 0, 0.5, 0.45, 0.05, 0, 0]
+    later = [0, 0, 0.001, 0.989, 0.004, 0.003, 0.003]
+    model = TableModel([first, later])
+    ids, scores = run_beam(model, dummy_memory(1), [6], beam_size=2, alpha=1.0, n_best=2,
+                           stopping="top_beam")  # fmt: skip
+    np.testing.assert_array_equal(ids[0], [[3] * 6, [EOS, 0, 0, 0, 0, 0]])
+    assert np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_top_beam_stopping_never_scores_above_the_bound(seed):
+    """The bound's result is the best the beam can find: the sooner rule can only match it or
+    score lower, and it mostly matches."""
+    model, lengths = ToyRNN(seed=seed, eos_bias=0.5), [5, 3, 7, 2, 4, 6]
+    memory, max_lengths = make_memory(lengths, seed=seed + 1), [12, 9, 14, 6, 10, 11]
+    _, bound = run_beam(model, memory, max_lengths, beam_size=4)
+    _, sooner = run_beam(model, memory, max_lengths, beam_size=4, stopping="top_beam")
+    assert (sooner[:, 0] <= bound[:, 0] + 1e-6).all()
+    assert np.isclose(sooner[:, 0], bound[:, 0], rtol=1e-6).sum() >= 3
+
+
+def test_unknown_stopping_rule_names_the_setting():
+    with pytest.raises(ValueError, match="decode.stopping='soon'"):
+        run_beam(ToyRNN(), make_memory([2]), [3], stopping="soon")
+
+
 def test_greedy_stops_at_eos_and_pads():
     model = TableModel([[0, 0, 0.4, 0.6, 0, 0, 0], [0, 0, 0.7, 0.1, 0.2, 0, 0]])
     ids, scores = run_greedy(model, dummy_memory(2), [5, 3])
