@@ -2,10 +2,10 @@
 
 Defaults to the peer's reference configuration (`experiment=peer_reference`: Multi30k en->de).
 Training throughput is measured over `--steps` batches after `--warmup` batches (tracing and
-the first retraces excluded); decoding over the 1,000 test_2016_flickr sentences in
-length-sorted batches of 64, after one untimed pass that traces the functions. Figures are
-printed, never asserted: this machine is shared and noisy, so repeat (`--repeats`) and quote
-medians.
+the first retraces excluded); decoding over the 1,000 test_2016_flickr sentences (or
+`--split validation`) in length-sorted batches of 64, after one untimed pass that traces the
+functions, with the sacreBLEU of what was decoded. Figures are printed, never asserted: this
+machine is shared and noisy, so repeat (`--repeats`) and quote medians.
 """
 
 import argparse
@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from seq2seq.evaluation import split_texts, translate_sentences
 from seq2seq.export import TEXT_SIGNATURE
+from seq2seq.metrics import corpus_scores
 
 
 def parse_args(argv):
@@ -32,6 +33,8 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; medians reported")
     parser.add_argument("--decode-sentences", type=int, default=1000, help="0 skips decoding")
     parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="sentences to decode (tune settings on validation)")  # fmt: skip
     parser.add_argument("--run-dir", help="decode with this trained run's weights and tokenizers")
     parser.add_argument("--workdir", default="outputs/benchmark", help="tokenizers etc. go here")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.manual_dir=...")
@@ -62,6 +65,7 @@ def time_training(model, dataset, warmup, steps):
 
 
 def time_decoding(translator, sentences, beam_size, repeats):
+    """Median sentences/s, every run's rate, and the translations."""
     fn = tf.function(
         lambda text: translator.translate_options(text, beam_size, translator.alpha, 1),
         input_signature=TEXT_SIGNATURE,
@@ -70,13 +74,13 @@ def time_decoding(translator, sentences, beam_size, repeats):
     def translate(batch):
         return {"translation": fn(batch)["translations"][:, 0]}
 
-    translate_sentences(translate, sentences, 64)  # traces every batch shape once
+    translations = translate_sentences(translate, sentences, 64)  # traces every batch shape
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         translate_sentences(translate, sentences, 64)
         rates.append(len(sentences) / (time.perf_counter() - start))
-    return statistics.median(rates), rates
+    return statistics.median(rates), rates, translations
 
 
 def build(cfg, args):
@@ -108,11 +112,12 @@ def main(argv=None):
     if args.decode_sentences:
         if args.run_dir:  # a trained model decodes realistic lengths; an untrained one runs long
             model.load_weights(Path(args.run_dir) / "checkpoints" / "last.weights.h5")
-        sources, _ = split_texts(splits["test"], args.decode_sentences)
+        sources, references = split_texts(splits[args.split], args.decode_sentences)
         for name, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
-            median, rates = time_decoding(translator, sources, beam, args.repeats)
+            median, rates, translations = time_decoding(translator, sources, beam, args.repeats)
             result[f"{name}_sentences_per_second"] = median
             result[f"{name}_runs"] = rates
+            result[f"{name}_{args.split}_bleu"] = corpus_scores(translations, references)["bleu"]
         result["decoded_with_trained_weights"] = bool(args.run_dir)
     result["peak_rss_mb"] = peak_rss_mb()
     result["config"] = {
@@ -120,6 +125,7 @@ def main(argv=None):
         "steps": args.steps,
         "warmup": args.warmup,
         "repeats": args.repeats,
+        "split": args.split,
     }
     result["versions"] = versions()
     print(json.dumps(result, indent=2))
