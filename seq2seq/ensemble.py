@@ -119,14 +119,16 @@ def build_ensemble(run_dirs, output_dir, decode_settings=()):
     """Writes the ensemble folder (see the module docstring); returns its export path. Every
     run is checked and loaded before anything is written."""
     from seq2seq.export import export_saved_model
-    from seq2seq.train import make_translator
+    from seq2seq.train import compose_config, make_translator
 
     run_dirs = [Path(d) for d in run_dirs]
     if len(run_dirs) < 2:
         raise ValueError("an ensemble needs at least 2 runs")
     check_same_tokenizers(run_dirs)
     cfg = OmegaConf.load(run_dirs[0] / "config.yaml")
-    cfg.decode = OmegaConf.merge(cfg.decode, OmegaConf.from_dotlist(list(decode_settings)))
+    defaults = compose_config().decode  # for settings added since the run was trained
+    settings = OmegaConf.from_dotlist(list(decode_settings))
+    cfg.decode = OmegaConf.merge(defaults, cfg.decode, settings)
     training.configure_precision(cfg.trainer.precision)
     toks = [load_tokenizer(run_dirs[0] / "tokenizers" / f"{side}.model")
             for side in ("source", "target")]  # fmt: skip
