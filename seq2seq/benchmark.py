@@ -9,6 +9,7 @@ machine is shared and noisy, so repeat (`--repeats`) and quote medians.
 """
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -98,7 +99,8 @@ def main(argv=None):
     from seq2seq.train import compose_config
 
     cfg = compose_config(args.overrides)
-    splits, model, translator, train_ds = build(cfg, args)
+    with contextlib.redirect_stdout(sys.stderr):  # TFDS prints as it prepares: stdout is the JSON
+        splits, model, translator, train_ds = build(cfg, args)
     result = {"parameters": model.count_params()}
     if args.steps:
         runs = [

@@ -137,7 +137,7 @@ def build_ensemble(run_dirs, output_dir, decode_settings=()):
     translator = make_translator(Ensemble(members), toks, cfg.decode)
     output_dir = Path(output_dir)
     shutil.copytree(run_dirs[0] / "tokenizers", output_dir / "tokenizers", dirs_exist_ok=True)
-    cfg.ensemble = [str(path) for path in weights]
+    cfg.ensemble = [str(path.resolve()) for path in weights]
     atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     return export_saved_model(translator, output_dir / "export")
 

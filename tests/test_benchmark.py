@@ -22,7 +22,7 @@ def test_benchmark_prints_throughput_memory_and_bleu(tmp_path, tfds_dir, capsys)
         f"data.manual_dir={MULTI30K}", f"data.data_dir={tfds_dir}", "decode.stopping=top_beam",
         *small,
     ])  # fmt: skip
-    printed = json.loads(capsys.readouterr().out)
+    printed = json.loads(capsys.readouterr().out)  # stdout holds the JSON only
     assert printed == json.loads(json.dumps(result))
     for key in ("train_target_tokens_per_second", "train_source_tokens_per_second",
                 "greedy_sentences_per_second", "beam3_sentences_per_second", "peak_rss_mb"):

@@ -7,10 +7,12 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from seq2seq import ensemble, evaluate, training
 from seq2seq.evaluation import split_texts
+from seq2seq.metrics import corpus_scores
 from seq2seq.savedmodel import load_export
 from seq2seq.train import load_splits
 
@@ -42,13 +44,15 @@ def test_decode_step_gives_the_log_of_the_members_mean_probabilities():
 
 
 def test_a_run_ensembled_with_itself_translates_and_scores_as_the_run(tiny_run, tmp_path):
+    """Averaging a distribution with itself changes nothing: the ensemble's n-best lists and
+    scores are the run's, through its export, `seq2seq.evaluate` and `seq2seq.translate`."""
     run_dir, _, cfg = tiny_run
     out = tmp_path / "ens"
     code = ensemble.main([str(run_dir), str(run_dir), "decode.beam_size=3", "decode.n_best=2",
                           "--output", str(out)])  # fmt: skip
     assert code == 0
     assert (out / "export" / "saved_model.pb").exists() and (out / "tokenizers").is_dir()
-    sources, _ = split_texts(load_splits(cfg.data)["test"].take(24))
+    sources, _ = split_texts(load_splits(cfg.data)["test"])
     text = tf.constant(sources)
     pair = load_export(out / "export").signatures["translate_nbest"](text=text)
     options = dict(beam_size=tf.constant(3), alpha=tf.constant(float(cfg.decode.alpha)),
@@ -57,19 +61,16 @@ def test_a_run_ensembled_with_itself_translates_and_scores_as_the_run(tiny_run, 
     np.testing.assert_array_equal(pair["translations"].numpy(), single["translations"].numpy())
     np.testing.assert_allclose(pair["scores"].numpy(), single["scores"].numpy(), rtol=1e-4)
 
-
-def test_the_ensemble_folder_serves_translate_and_evaluate_in_fresh_processes(tiny_run, tmp_path):
-    run_dir, metrics, _ = tiny_run
-    out = tmp_path / "ens"
-    assert ensemble.main([str(run_dir), str(run_dir), "--output", str(out)]) == 0
     assert evaluate.main(["--model", str(out), "--split", "test", "--quiet"]) == 0
     scores = json.loads((out / "evaluation_test.json").read_text())
-    assert abs(scores["bleu"] - metrics["test"]["bleu"]) < 1e-6  # greedy: the same translations
+    best = [x.decode("utf-8") for x in single["translations"].numpy()[:, 0]]
+    _, references = split_texts(load_splits(cfg.data)["test"])
+    assert scores["bleu"] == pytest.approx(corpus_scores(best, references)["bleu"])
     translated = subprocess.run(
         [sys.executable, "-m", "seq2seq.translate", "--model", str(out), "--quiet"],
-        input="dreihundertfünfundvierzig\n", capture_output=True, text=True, check=True,
+        input=sources[0] + "\n", capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert translated.stdout.strip()
+    assert translated.stdout == best[0] + "\n"
 
 
 def test_runs_with_other_tokenizers_are_refused_by_name(tiny_run, tmp_path, capsys):
