@@ -92,6 +92,20 @@ class TrainingStatistics(keras.callbacks.Callback):
         return self.batches
 
 
+class CompleteHistory(keras.callbacks.Callback):
+    """Adds to the epoch's `TrainingStatistics.history` entry what the callbacks after it put
+    in the logs (`dev_bleu`, ...): place it after them."""
+
+    def __init__(self, stats):
+        super().__init__()
+        self.stats = stats
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs and self.stats.history:
+            entry = self.stats.history[-1]
+            entry.update({k: float(v) for k, v in logs.items() if k not in entry})
+
+
 class ScalarLogger(keras.callbacks.Callback):
     """Writes the logs to TensorBoard: `batch_*` every N steps, `epoch_*` every epoch.
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from seq2seq import pipeline, tokenizers
 from seq2seq.callbacks import (
+    CompleteHistory,
     DevEvaluation,
     NonFiniteLossGuard,
     ScalarLogger,
@@ -199,7 +200,8 @@ def fit(
         if restored and name in restored["callbacks"]:
             callback.set_state(restored["callbacks"][name])
     epoch_start = EpochStart(position, restored)
-    everything = [epoch_start, guard, interrupt, budget, stats, *callbacks, keeper]
+    everything = [epoch_start, guard, interrupt, budget, stats, *callbacks, keeper,
+                  CompleteHistory(stats)]
     if resume:
         everything.append(ResumeCheckpoint(
             resume, stats, stateful, epoch_start, checkpoint_every_n_steps,

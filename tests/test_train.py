@@ -24,6 +24,10 @@ def test_run_folder_holds_everything(tiny_run):
     assert 0 <= saved["test"]["exact_match"] <= 100
     assert saved["epochs_completed"] == 8
     assert metrics["target_tokens_per_second"] > 0
+    # dev BLEU every 4 epochs, recorded beside that epoch's losses
+    with_bleu = [i + 1 for i, epoch in enumerate(saved["history"]) if "dev_bleu" in epoch]
+    assert with_bleu == [4, 8]
+    assert all(0 <= saved["history"][i - 1]["dev_bleu"] <= 100 for i in with_bleu)
 
 
 @pytest.mark.slow
