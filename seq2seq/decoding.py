@@ -384,6 +384,89 @@ def _initial_beam_loop(state, batch, max_len, config):
     )
 
 
+# === Beam search with done sentences removed from the batch ===
+
+
+class _Compacting(NamedTuple):
+    """Loop variables of a beam search whose batch holds only the sentences not yet done."""
+
+    loop: _BeamLoop  # the A active sentences (A*K rows for tokens and state)
+    memory: object  # nested, leading dim A
+    max_lengths: tf.Tensor  # (A,)
+    rows: tf.Tensor  # (A,) the input sentence of each active one
+    out_seq: tf.Tensor  # (B, K, L) finished sets of every input sentence
+    out_score: tf.Tensor  # (B, K)
+
+
+def _run_compacting_loop(loop, step_fn, memory, max_lengths, max_len, config):
+    """Beam steps until every sentence is done; a step after which some sentence is done
+    drops it from every tensor, so the step function runs on active sentences only (as
+    OpenNMT-py does). Each sentence's finished set is copied out after every step."""
+    batch = tf.shape(max_lengths)[0]
+    start = _Compacting(
+        loop=loop, memory=memory, max_lengths=max_lengths, rows=tf.range(batch),
+        out_seq=loop.fin_seq, out_score=loop.fin_score,
+    )  # fmt: skip
+    relaxed = tf.nest.map_structure(_any_leading_dim, start[:4])  # the shrinking fields
+    invariants = _Compacting(*relaxed, start.out_seq.shape, start.out_score.shape)
+    body = functools.partial(_compacting_step, step_fn=step_fn, config=config)
+    end = tf.while_loop(
+        lambda c: (c.loop.step < max_len) & (tf.size(c.rows) > 0),
+        lambda c: (_with_shapes(body(c), invariants),),
+        (start,),
+        shape_invariants=(invariants,),
+    )[0]
+    return end.out_seq, end.out_score
+
+
+def _compacting_step(c, *, step_fn, config):
+    loop = _beam_step(c.loop, step_fn=step_fn, memory=c.memory, max_lengths=c.max_lengths,
+                      config=config)  # fmt: skip
+    where = c.rows[:, None]
+    c = c._replace(
+        loop=loop,
+        out_seq=tf.tensor_scatter_nd_update(c.out_seq, where, loop.fin_seq),
+        out_score=tf.tensor_scatter_nd_update(c.out_score, where, loop.fin_score),
+    )
+    return tf.cond(tf.reduce_any(loop.done), lambda: _drop_done(c, config.beam_size), lambda: c)
+
+
+def _drop_done(c, beam_size):
+    """`c` without its done sentences."""
+    keep = tf.cast(tf.reshape(tf.where(~c.loop.done), [-1]), tf.int32)  # (A',)
+    keep_rows = tf.reshape(keep[:, None] * beam_size + tf.range(beam_size)[None, :], [-1])
+    by_sentence = lambda x: tf.gather(x, keep)  # noqa: E731
+    by_row = lambda x: tf.gather(x, keep_rows)  # noqa: E731
+    loop = c.loop
+    return c._replace(
+        loop=_BeamLoop(
+            step=loop.step,
+            tokens=by_row(loop.tokens),
+            state=tf.nest.map_structure(by_row, loop.state),
+            alive_seq=by_sentence(loop.alive_seq),
+            alive_logp=by_sentence(loop.alive_logp),
+            fin_seq=by_sentence(loop.fin_seq),
+            fin_score=by_sentence(loop.fin_score),
+            top_finished=by_sentence(loop.top_finished),
+            done=by_sentence(loop.done),
+        ),
+        memory=tf.nest.map_structure(by_sentence, c.memory),
+        max_lengths=by_sentence(c.max_lengths),
+        rows=by_sentence(c.rows),
+    )
+
+
+def _any_leading_dim(x):
+    """The shape invariant of a tensor whose leading dim shrinks (a scalar keeps its shape)."""
+    shape = tf.convert_to_tensor(x).shape
+    return shape if shape.rank == 0 else tf.TensorShape([None, *shape[1:]])
+
+
+def _with_shapes(new, shapes):
+    tf.nest.map_structure(lambda x, shape: x.set_shape(shape), new, shapes)
+    return new
+
+
 # === Beam search settings: Python numbers or scalar tensors ===
 
 
@@ -463,7 +546,9 @@ def beam_search(
     best non-EOS ones the new alive set, and merges the EOS candidates into the K-best finished set
     with score `sum log-prob / ((5 + len) / 6) ** alpha` (`len` counts EOS). At its max length
     every candidate of a sentence counts as finished, so unfinished beams are scored with their
-    length. Only `state` is reordered each step; `memory` keeps one row per sentence.
+    length. Only `state` is reordered each step; `memory` keeps one row per sentence. Without
+    `max_output_length`, a sentence that is done leaves the batch (state, memory and all), so
+    later steps run on the sentences still searching; with it, shapes stay fixed for XLA.
 
     `beam_size`, `alpha` and `n_best` are Python numbers or scalar tensors (e.g. inputs of a
     SavedModel signature, so one traced graph serves every beam size). Python numbers give static
@@ -507,6 +592,10 @@ def beam_search(
     config = _Config(bos_id, eos_id, min_length, beam_size, alpha, n_best, stopping)
     max_lengths, max_len = _prepare_max_lengths(max_lengths, max_output_length)
     loop = _initial_beam_loop(state, tf.shape(max_lengths)[0], max_len, config)
+    if max_output_length is None:  # dynamic shapes allowed: done sentences leave the batch
+        fin_seq, fin_score = _run_compacting_loop(loop, step_fn, memory, max_lengths, max_len,
+                                                  config)  # fmt: skip
+        return fin_seq[:, :n_best], fin_score[:, :n_best]
     body = functools.partial(
         _beam_step,
         step_fn=step_fn,

@@ -257,6 +257,31 @@ def test_top_beam_stopping_never_scores_above_the_bound(seed):
     assert np.isclose(sooner[:, 0], bound[:, 0], rtol=1e-6).sum() >= 3
 
 
+@pytest.mark.parametrize("stopping", ["bound", "top_beam"])
+def test_done_sentences_leave_the_batch_and_results_do_not_change(stopping):
+    """Without a static output length, a sentence that is done is dropped from the batch: the
+    step function sees fewer rows as sentences finish, and every result equals that of the
+    fixed-batch search (the path XLA takes, `max_output_length` set)."""
+    model, lengths = ToyRNN(seed=31, eos_bias=1.5), [5, 3, 7, 2, 4, 6]
+    memory, max_lengths = make_memory(lengths, seed=32), [12, 3, 14, 6, 10, 4]
+    rows_seen = []
+
+    def step(tokens, state, memory):
+        rows_seen.append(int(tf.shape(tokens)[0]))
+        return model.step(tokens, state, memory)
+
+    settings = dict(beam_size=4, alpha=0.6, bos_id=BOS, eos_id=EOS, n_best=2, stopping=stopping,
+                    max_lengths=tf.constant(max_lengths))  # fmt: skip
+    state = model.initial_state(memory)
+    ids, scores = beam_search(step, state, memory, **settings)
+    fixed_ids, fixed_scores = beam_search(model.step, state, memory, max_output_length=14,
+                                          **settings)  # fmt: skip
+    np.testing.assert_array_equal(ids.numpy(), fixed_ids.numpy())
+    np.testing.assert_allclose(scores.numpy(), fixed_scores.numpy(), rtol=1e-6)
+    assert rows_seen[0] == 6 * 4 and rows_seen[-1] < 6 * 4
+    assert rows_seen == sorted(rows_seen, reverse=True)
+
+
 def test_unknown_stopping_rule_names_the_setting():
     with pytest.raises(ValueError, match="decode.stopping='soon'"):
         run_beam(ToyRNN(), make_memory([2]), [3], stopping="soon")
