@@ -509,6 +509,12 @@ def _assert_beam_args(beam_size, alpha, n_best):
     return [op for op in asserts if op is not None]
 
 
+def check_stopping(stopping):
+    """Raises `ValueError` naming `decode.stopping` for an unknown stopping rule."""
+    if stopping not in STOPPING_RULES:
+        raise ValueError(f"decode.stopping={stopping!r}: choose one of {STOPPING_RULES}")
+
+
 def _beam_args(beam_size, alpha, n_best):
     """Validates the settings and returns them as `(beam_size, alpha, n_best)`.
 
@@ -586,8 +592,7 @@ def beam_search(
         tf.errors.InvalidArgumentError: the same for settings given as tensors (eagerly at the
             call, in a graph when it runs).
     """
-    if stopping not in STOPPING_RULES:
-        raise ValueError(f"decode.stopping={stopping!r}: choose one of {STOPPING_RULES}")
+    check_stopping(stopping)
     beam_size, alpha, n_best = _beam_args(beam_size, alpha, n_best)
     config = _Config(bos_id, eos_id, min_length, beam_size, alpha, n_best, stopping)
     max_lengths, max_len = _prepare_max_lengths(max_lengths, max_output_length)

@@ -45,19 +45,22 @@ class Ensemble(keras.Model):
     def decode_step(self, tokens, state, memory):
         steps = [member.decode_step(tokens, *inputs)
                  for member, *inputs in zip(self.members, state, memory)]  # fmt: skip
-        log_probs = [tf.nn.log_softmax(tf.cast(logits, tf.float32)) for logits, _ in steps]
-        mean = tf.reduce_logsumexp(tf.stack(log_probs), axis=0) - math.log(len(steps))
-        return mean, [member_state for _, member_state in steps]
+        return _log_mean_probs([logits for logits, _ in steps]), [s for _, s in steps]
 
     def lstm_layers(self):
         return [layer for member in self.members for layer in member.lstm_layers()]
 
     def call(self, inputs, training=None):
-        logits = [member(inputs, training=training) for member in self.members]
-        return tf.reduce_mean(tf.stack([tf.cast(x, tf.float32) for x in logits]), axis=0)
+        return _log_mean_probs([member(inputs, training=training) for member in self.members])
 
     def get_config(self):
         return {"members": [member.get_config() for member in self.members], "name": self.name}
+
+
+def _log_mean_probs(logits):
+    """log of the mean of the softmaxes of `logits` (a list of same-shape tensors)."""
+    log_probs = [tf.nn.log_softmax(tf.cast(x, tf.float32)) for x in logits]
+    return tf.reduce_logsumexp(tf.stack(log_probs), axis=0) - math.log(len(log_probs))
 
 
 def final_weights_file(run_dir, trainer):

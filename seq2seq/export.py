@@ -59,9 +59,7 @@ class InGraphTranslator:
         max_input_length,
         stopping="bound",
     ):
-        if stopping not in decoding.STOPPING_RULES:
-            rules = decoding.STOPPING_RULES
-            raise ValueError(f"decode.stopping={stopping!r}: choose one of {rules}")
+        decoding.check_stopping(stopping)  # before training, not at the first decoding
         self.model = model
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer

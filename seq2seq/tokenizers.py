@@ -82,16 +82,17 @@ def _sample_lines(paths, max_sentences, out_path):
     two runs of one command got different tokenizers, and models that could not be averaged
     or ensembled."""
     total = sum(_count_lines(p) for p in paths)
-    chosen = np.random.default_rng(SAMPLING_SEED).permutation(total)[:max_sentences]
-    keep = np.zeros(total, bool)
-    keep[chosen] = True
+    rng = np.random.default_rng(SAMPLING_SEED)  # memory of the sample's size, not the corpus's
+    chosen = iter(np.sort(rng.choice(total, size=min(max_sentences, total), replace=False)))
+    wanted = next(chosen, None)
     index = 0
     with open(out_path, "w", encoding="utf-8") as out:
         for path in paths:
             with open(path, encoding="utf-8") as f:
                 for line in f:
-                    if keep[index]:
+                    if index == wanted:
                         out.write(line)
+                        wanted = next(chosen, None)
                     index += 1
 
 
