@@ -4,6 +4,7 @@ Options: Luong input feeding (`seq2seq.input_feeding`) and tied input/output emb
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from seq2seq import attention as attention_lib
@@ -204,26 +205,56 @@ class Decoder(keras.layers.Layer):
             return self.output_projection(attentional, self.embedding.embeddings)
         return ops.cast(self.output_projection(attentional), "float32")
 
-    def step(self, token_ids, states, memory, keys, memory_mask):
+    def step(self, token_ids, states, memory, keys, memory_mask, weights=None):
         """One decoding step: (rows,) ids and flat states -> (rows, V) logits, new states and
         attention weights. `rows` is a multiple of the memory's batch: the beams of a sentence
-        share its memory (`Attention.attend_rows`)."""
+        share its memory (`Attention.attend_rows`). `weights` are `step_weights()`, read once
+        outside the decoding loop; without them every step reads and casts its own."""
         # A plain lookup: the layer would attach a padding mask that the cells cannot take.
-        x = ops.take(self.embedding.embeddings, token_ids, axis=0)  # (batch, embedding_dim)
         if self.input_feeding:
+            x = ops.take(self.embedding.embeddings, token_ids, axis=0)  # (batch, embedding_dim)
             x = ops.cast(x, states[-1].dtype)
             attentional, _, weights, new_states = self.cell.step(
                 x, states, memory, keys, memory_mask, training=False
             )
             return self._project(attentional), new_states, weights
+        weights = weights or self.step_weights()
+        x = ops.cast(ops.take(weights["embeddings"], token_ids, axis=0), self.compute_dtype)
         new_states = []
-        for i, rnn in enumerate(self.rnns):
-            y, (h, c) = rnn.cell(x, states[2 * i : 2 * i + 2], training=False)
-            x = y + x if (self.residual and i > 0) else y
+        for i, lstm_weights in enumerate(weights["lstms"]):
+            h, c = (ops.cast(s, x.dtype) for s in states[2 * i : 2 * i + 2])
+            h, c = _lstm_cell_step(x, h, c, *lstm_weights)
+            x = h + x if (self.residual and i > 0) else h
             new_states += [h, c]
-        context, weights = self.attention_layer.attend_rows(x, memory, keys, memory_mask)
-        attentional = self.attentional(ops.concatenate([context, x], -1))
-        return self._project(attentional), new_states, weights
+        context, attention = self.attention_layer.attend_rows(x, memory, keys, memory_mask)
+        attentional = ops.concatenate([context, x], -1)
+        attentional = ops.tanh(ops.matmul(attentional, weights["attentional"]))
+        kernel, bias = weights["projection"]
+        logits = ops.matmul(ops.cast(attentional, kernel.dtype), kernel)
+        if self.tie_embeddings:  # TiedOutputProjection: float32 logits, then its bias
+            return ops.cast(logits, "float32") + bias, new_states, attention
+        return ops.cast(ops.add(logits, bias), "float32"), new_states, attention
+
+    def step_weights(self):
+        """The weights `step` uses, read and cast to their compute dtypes, for a decoding loop
+        to take once: TensorFlow does not move reads and casts of variables out of a
+        `tf.while_loop`, and under mixed precision they were 12% of a beam search step."""
+        if self.input_feeding:
+            return None
+        dtype = self.compute_dtype
+        lstms = [tuple(ops.cast(w, dtype) for w in (rnn.cell.kernel, rnn.cell.recurrent_kernel,
+                                                   rnn.cell.bias))
+                 for rnn in self.rnns]  # fmt: skip
+        projection_dtype = self.output_projection.compute_dtype
+        if self.tie_embeddings:
+            kernel = ops.transpose(ops.cast(self.embedding.embeddings, projection_dtype))
+            bias = tf.identity(self.output_projection.bias)  # a read, here
+        else:
+            kernel = ops.cast(self.output_projection.kernel, projection_dtype)
+            bias = ops.cast(self.output_projection.bias, projection_dtype)
+        return {"embeddings": tf.identity(self.embedding.embeddings), "lstms": lstms,
+                "attentional": ops.cast(self.attentional.kernel, dtype),
+                "projection": (kernel, bias)}  # fmt: skip
 
     def get_config(self):
         return {
@@ -238,3 +269,13 @@ class Decoder(keras.layers.Layer):
             "input_feeding": self.input_feeding,
             "tie_embeddings": self.tie_embeddings,
         }
+
+
+def _lstm_cell_step(x, h, c, kernel, recurrent_kernel, bias):
+    """`keras.layers.LSTMCell` (implementation 2, tanh and sigmoid) on given weights: the same
+    operations in the same order, so the same numbers."""
+    z = ops.add(ops.add(ops.matmul(x, kernel), ops.matmul(h, recurrent_kernel)), bias)
+    z0, z1, z2, z3 = ops.split(z, 4, axis=1)
+    i, f, o = ops.sigmoid(z0), ops.sigmoid(z1), ops.sigmoid(z3)
+    c = f * c + i * ops.tanh(z2)
+    return o * ops.tanh(c), c

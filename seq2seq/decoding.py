@@ -247,14 +247,16 @@ def _reorder_state(state, parent, beam_size):
 def _chunk_size(vocab_size):
     """Chunk size for `_top_k_by_chunks` over `K * V` scores, or None for plain `top_k`.
 
-    The largest divisor of `V` up to `TOP_K_CHUNK` and `V // 2`: a divisor, because padding the
-    scores makes XLA several times slower; at most `V // 2`, so that a sentence has `>= 2K` chunks.
-    None when `V` is not static or has no such divisor of at least `MIN_TOP_K_CHUNK`.
+    The largest divisor of `V` up to `TOP_K_CHUNK` and `V // 2`, since padding the scores makes
+    XLA several times slower; else (a prime `V`, as the 5,483 German pieces of the Multi30k
+    recipes) `min(TOP_K_CHUNK, V // 2)`, with the scores padded. At most `V // 2`, so that a
+    sentence has `>= 2K` chunks. None when `V` is not static or `V // 2 < MIN_TOP_K_CHUNK`.
     """
-    if vocab_size is None:
+    if vocab_size is None or vocab_size // 2 < MIN_TOP_K_CHUNK:
         return None
-    sizes = range(min(TOP_K_CHUNK, vocab_size // 2), MIN_TOP_K_CHUNK - 1, -1)
-    return next((size for size in sizes if vocab_size % size == 0), None)
+    largest = min(TOP_K_CHUNK, vocab_size // 2)
+    sizes = range(largest, MIN_TOP_K_CHUNK - 1, -1)
+    return next((size for size in sizes if vocab_size % size == 0), largest)
 
 
 def _top_k_by_chunks(x, k, chunk):
@@ -277,16 +279,31 @@ def _top_k_by_chunks(x, k, chunk):
 
 def _top_candidates(alive_logp, log_probs, alive_seq, step, beam_size):
     """Returns the 2K best one-token extensions of the alive beams (`log_probs` `(B, K, V)`)."""
+    scores = alive_logp[:, :, None] + log_probs
     chunk = _chunk_size(log_probs.shape[-1])
-    flat = tf.reshape(alive_logp[:, :, None] + log_probs, [tf.shape(log_probs)[0], -1])
     if chunk is None:
+        flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
         logp, index = tf.math.top_k(flat, k=2 * beam_size)  # (B, 2K), sorted
     else:
+        scores = _pad_to_multiple(scores, chunk)  # (B, K, V'): V' divisible by the chunk
+        flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
         logp, index = _top_k_by_chunks(flat, 2 * beam_size, chunk)
-    vocab = tf.shape(log_probs)[-1]
+    vocab = tf.shape(scores)[-1]
     parent, token = index // vocab, index % vocab
     seq = _write_tokens(_gather_beams(alive_seq, parent), token, step)
     return _Candidates(logp=logp, parent=parent, token=token, seq=seq)
+
+
+def _pad_to_multiple(scores, chunk):
+    """`scores` `(B, K, V)` with -inf appended to each row up to a multiple of `chunk`.
+
+    `top_k` ranks the padding after every real score, even -inf ones (of equal values it takes
+    the lower index first), so no padded token is ever selected while a row has `2K` entries.
+    """
+    extra = -scores.shape[-1] % chunk
+    if not extra:
+        return scores
+    return tf.pad(scores, [[0, 0], [0, 0], [0, extra]], constant_values=NEG_INF)
 
 
 def _update_alive(candidates, finishing, beam_size):

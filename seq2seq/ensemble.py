@@ -43,9 +43,12 @@ class Ensemble(keras.Model):
         return [state for state, _ in encoded], [memory for _, memory in encoded]
 
     def decode_step(self, tokens, state, memory):
-        steps = [member.decode_step(tokens, *inputs)
-                 for member, *inputs in zip(self.members, state, memory)]  # fmt: skip
-        return _log_mean_probs([logits for logits, _ in steps]), [s for _, s in steps]
+        return _mean_step([m.decode_step for m in self.members], tokens, state, memory)
+
+    def decode_step_fn(self):
+        """`decode_step` with every member's weights read once, here (`Translator`'s)."""
+        steps = [member.decode_step_fn() for member in self.members]
+        return lambda tokens, state, memory: _mean_step(steps, tokens, state, memory)
 
     def lstm_layers(self):
         return [layer for member in self.members for layer in member.lstm_layers()]
@@ -55,6 +58,11 @@ class Ensemble(keras.Model):
 
     def get_config(self):
         return {"members": [member.get_config() for member in self.members], "name": self.name}
+
+
+def _mean_step(step_fns, tokens, state, memory):
+    steps = [step(tokens, *inputs) for step, *inputs in zip(step_fns, state, memory)]
+    return _log_mean_probs([logits for logits, _ in steps]), [s for _, s in steps]
 
 
 def _log_mean_probs(logits):

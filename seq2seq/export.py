@@ -90,14 +90,15 @@ class InGraphTranslator:
         """
         ids, lengths = self.encode_text(text)
         state, memory = self.model.encode(ids)
+        step = self.model.decode_step_fn()  # the weights are read once, not at every step
         limits = dict(bos_id=BOS_ID, eos_id=EOS_ID, max_lengths=self.max_output_lengths(lengths))
 
         def greedy():
-            out, scores = decoding.greedy_search(self.model.decode_step, state, memory, **limits)
+            out, scores = decoding.greedy_search(step, state, memory, **limits)
             return out[:, None, :], scores[:, None]
 
         def beam():
-            return decoding.beam_search(self.model.decode_step, state, memory,
+            return decoding.beam_search(step, state, memory,
                                         beam_size=beam_size, alpha=alpha, n_best=n_best,
                                         stopping=self.stopping, **limits)  # fmt: skip
 

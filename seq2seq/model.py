@@ -202,11 +202,18 @@ class Translator(keras.Model):
         keys = self.decoder.attention_layer.project_keys(memory)
         return state, {"memory": memory, "keys": keys, "mask": source_mask}
 
-    def decode_step(self, tokens, state, memory):
+    def decode_step(self, tokens, state, memory, weights=None):
+        """(logits, state) of one step; `weights` from `decoder.step_weights()`, else read here."""
         logits, state, _ = self.decoder.step(
-            tokens, state, memory["memory"], memory["keys"], memory["mask"]
+            tokens, state, memory["memory"], memory["keys"], memory["mask"], weights
         )
         return logits, state
+
+    def decode_step_fn(self):
+        """`decode_step` with the weights read once, here: call it outside a decoding loop and
+        hand the loop the function."""
+        weights = self.decoder.step_weights()
+        return lambda tokens, state, memory: self.decode_step(tokens, state, memory, weights)
 
     def decode_step_with_attention(self, tokens, state, memory):
         return self.decoder.step(tokens, state, memory["memory"], memory["keys"], memory["mask"])

@@ -356,13 +356,18 @@ def test_top_k_by_chunks_equals_top_k_with_ties(chunk):
     np.testing.assert_array_equal(indices, ref_indices)
 
 
-def test_chunked_candidate_selection_equals_plain_top_k(monkeypatch):
+@pytest.mark.parametrize("vocab", [60, 61])
+def test_chunked_candidate_selection_equals_plain_top_k(monkeypatch, vocab):
     # Flat random distributions over 60 tokens spread the 2K = 8 best candidates over many of the
-    # 4 * 15 chunks of 4 scores; a huge minimum chunk size turns chunking off.
-    probs = np.random.default_rng(4).dirichlet(np.full(60, 5.0), size=6)
+    # 4 * 15 chunks of 4 scores; a huge minimum chunk size turns chunking off. 61 is prime: its
+    # scores are padded to 64 for chunks of 4.
+    probs = np.random.default_rng(4).dirichlet(np.full(vocab, 5.0), size=6)
     probs[:, [PAD, BOS]] = 0
     model, memory, max_lengths = TableModel(probs), dummy_memory(2), [6, 4]
     monkeypatch.setattr(decoding, "TOP_K_CHUNK", 4)
+    assert decoding._chunk_size(vocab) == 4
+    padded = decoding._pad_to_multiple(tf.zeros((1, 1, vocab)), 4).shape[-1]
+    assert padded == (64 if vocab == 61 else 60)
     ids, scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=4)
     monkeypatch.setattr(decoding, "MIN_TOP_K_CHUNK", 10**9)
     ref_ids, ref_scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=4)

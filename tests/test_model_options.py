@@ -271,3 +271,70 @@ def test_mixed_bfloat16_trains_with_float32_logits():
     assert logits.dtype == tf.float32 and step_logits.dtype == tf.float32
     assert np.isfinite(logits.numpy()).all() and np.isfinite(step_logits.numpy()).all()
     assert np.isfinite(history.history["loss"]).all()
+
+
+def _keras_layers_step(decoder, tokens, states, memory, keys, mask):
+    """The decoding step as Keras layer calls (what `Decoder.step` computes by hand)."""
+    x = tf.gather(decoder.embedding.embeddings, tokens)
+    new_states = []
+    for i, rnn in enumerate(decoder.rnns):
+        y, (h, c) = rnn.cell(x, states[2 * i : 2 * i + 2], training=False)
+        x = y + x if (decoder.residual and i > 0) else y
+        new_states += [h, c]
+    context, _ = decoder.attention_layer.attend_rows(x, memory, keys, mask)
+    attentional = decoder.attentional(tf.concat([context, x], -1))
+    return decoder._project(attentional), new_states
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("name", ["tied_unidirectional", "residual_deep"])
+def test_decoding_step_on_weights_read_once_equals_the_keras_layers(name, precision):
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = _model(name)
+        inputs, _ = _batch()
+        model(inputs)
+        state, memory = model.encode(tf.constant(inputs["encoder_token_ids"]))
+        step = model.decode_step_fn()
+        expected_state = got_state = state
+        for t in range(3):
+            tokens = tf.constant(inputs["decoder_token_ids"][:, t])
+            expected, expected_state = _keras_layers_step(
+                model.decoder, tokens, expected_state, memory["memory"], memory["keys"],
+                memory["mask"],
+            )  # fmt: skip
+            got, got_state = step(tokens, got_state, memory)
+            np.testing.assert_array_equal(got.numpy(), expected.numpy())
+            for g, e in zip(got_state, expected_state):
+                np.testing.assert_array_equal(g.numpy(), e.numpy())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _while_bodies(graph):
+    for op in graph.get_operations():
+        for attr in ("body", "then_branch", "else_branch"):
+            if attr in op.node_def.attr:
+                function = graph._get_function(op.get_attr(attr).name)
+                if attr == "body":
+                    yield function.graph
+                yield from _while_bodies(function.graph)
+
+
+def test_beam_search_reads_no_variable_inside_its_loop():
+    model = _model("tied_unidirectional")  # general attention: no weights of its own a step
+    inputs, _ = _batch()
+    model(inputs)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.int32)])
+    def translate(source):
+        state, memory = model.encode(source)
+        return decoding.beam_search(model.decode_step_fn(), state, memory, beam_size=3,
+                                    alpha=0.6, n_best=1, bos_id=BOS, eos_id=EOS,
+                                    max_lengths=tf.fill([tf.shape(source)[0]], 6))  # fmt: skip
+
+    bodies = list(_while_bodies(translate.get_concrete_function().graph))
+    assert bodies, "no while loop found"
+    reads = [op.name for body in bodies for op in body.get_operations()
+             if op.type == "ReadVariableOp"]  # fmt: skip
+    assert not reads, reads
