@@ -30,6 +30,7 @@ class DataConfig:
     batch_sentences: int | None = None
     shuffle_buffer: int = MISSING
     pool_size: int = MISSING
+    pad_to_multiple: int = 1
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     # numbers
     train_size: int | None = None

@@ -220,6 +220,7 @@ def prepare_data(cfg, run_dir, num_replicas=1):
         batch_sentences=cfg.data.batch_sentences,
         shuffle_buffer=cfg.data.shuffle_buffer,
         pool_size=cfg.data.pool_size,
+        pad_to_multiple=cfg.data.pad_to_multiple,
         seed=cfg.seed,
         num_replicas=num_replicas,
     )

@@ -67,6 +67,7 @@ def make_datasets(
     seed,
     pool_size=32768,
     num_replicas=1,
+    pad_to_multiple=1,
 ):
     """Length-sorted training and validation batches, training statistics, and the
     `pipeline.DataPosition` that `fit` moves through the epochs."""
@@ -76,6 +77,7 @@ def make_datasets(
         batch_sentences=batch_sentences,
         pool_size=pool_size,
         num_replicas=num_replicas,
+        pad_to_multiple=pad_to_multiple,
     )
     tokenized = {
         name: pipeline.tokenize_pairs(splits[name], source_tokenizer, target_tokenizer, **lengths)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from seq2seq import pipeline, tokenizers
@@ -94,3 +95,21 @@ def test_order_is_reproducible_with_a_seed():
     lengths = np.random.default_rng(2).integers(1, 30, 300).astype("int32")
     first, second = _batches(lengths, batch_sentences=8), _batches(lengths, batch_sentences=8)
     assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(first, second))
+
+
+def test_pad_to_multiple_rounds_lengths_up_and_keeps_the_batches():
+    lengths = np.random.default_rng(3).integers(1, 40, 300).astype("int32")
+    plain = _batches(lengths, batch_sentences=8)
+    rounded = _batches(lengths, batch_sentences=8, pad_to_multiple=8)
+    assert len(plain) == len(rounded)
+    for (src, labels), (src8, labels8) in zip(plain, rounded):
+        for x, x8 in ((src, src8), (labels, labels8)):
+            assert x8.shape[1] % 8 == 0 and x.shape[1] <= x8.shape[1] < x.shape[1] + 8
+            np.testing.assert_array_equal(x8[:, : x.shape[1]], x)
+            assert not x8[:, x.shape[1] :].any()
+    assert len({s.shape[1] for s, _ in rounded}) < len({s.shape[1] for s, _ in plain})
+
+
+def test_pad_to_multiple_below_one_is_refused_by_name():
+    with pytest.raises(ValueError, match="data.pad_to_multiple=0"):
+        _batches(np.array([3, 4], "int32"), batch_sentences=2, pad_to_multiple=0)
