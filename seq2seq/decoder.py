@@ -228,7 +228,7 @@ class Decoder(keras.layers.Layer):
             new_states += [h, c]
         context, attention = self.attention_layer.attend_rows(x, memory, keys, memory_mask)
         attentional = ops.concatenate([context, x], -1)
-        attentional = ops.tanh(ops.matmul(attentional, weights["attentional"]))
+        attentional = self.attentional.activation(ops.matmul(attentional, weights["attentional"]))
         kernel, bias = weights["projection"]
         logits = ops.matmul(ops.cast(attentional, kernel.dtype), kernel)
         if self.tie_embeddings:  # TiedOutputProjection: float32 logits, then its bias

@@ -87,12 +87,14 @@ def make_datasets(
     _log_statistics(stats)
     if stats["pairs"] == stats["empty"]:
         raise ValueError("the training set is empty after dropping empty source/target lines")
+    # The dev set is small: cached. Built first, eagerly, so that a bad batching setting fails
+    # with its own message rather than wrapped in the training pipeline's traced function.
+    validation = pipeline.make_batches(tokenized["validation"].cache(), training=False, **batching)
     position = pipeline.DataPosition()
+    # The training pairs are streamed and tokenized again every epoch (about 1% of an epoch's
+    # time): memory stays flat however large the corpus.
     train = pipeline.epoch_batches(tokenized["train"], position, seed=seed,
                                    shuffle_buffer=shuffle_buffer, **batching)  # fmt: skip
-    # The training pairs are streamed and tokenized again every epoch (about 1% of an epoch's
-    # time): memory stays flat however large the corpus. The dev set is small: cached.
-    validation = pipeline.make_batches(tokenized["validation"].cache(), training=False, **batching)
     return train, validation, stats, position
 
 
