@@ -3,9 +3,10 @@
 Defaults to the peer's reference configuration (`experiment=peer_reference`: Multi30k en->de).
 Training throughput is measured over `--steps` batches after `--warmup` batches (tracing and
 the first retraces excluded); decoding over the 1,000 test_2016_flickr sentences (or
-`--split validation`) in length-sorted batches of 64, after one untimed pass that traces the
-functions, with the sacreBLEU of what was decoded. Figures are printed, never asserted: this
-machine is shared and noisy, so repeat (`--repeats`) and quote medians.
+`--split validation`) in length-sorted batches of 64, `decode.parallel_batches` at a time,
+after one untimed pass that traces the functions, with the sacreBLEU of what was decoded.
+Figures are printed, never asserted: this machine is shared and noisy, so repeat (`--repeats`)
+and quote medians.
 """
 
 import argparse
@@ -65,8 +66,9 @@ def time_training(model, dataset, warmup, steps):
     return {"seconds": seconds, "source_tokens": int(tokens[0]), "target_tokens": int(tokens[1])}
 
 
-def time_decoding(translator, sentences, beam_size, repeats):
-    """Median sentences/s, every run's rate, and the translations."""
+def time_decoding(translator, sentences, beam_size, repeats, parallel=1):
+    """Median sentences/s, every run's rate, and the translations (`parallel` batches at a
+    time, as `decode.parallel_batches`)."""
     fn = tf.function(
         lambda text: translator.translate_options(text, beam_size, translator.alpha, 1),
         input_signature=TEXT_SIGNATURE,
@@ -75,11 +77,11 @@ def time_decoding(translator, sentences, beam_size, repeats):
     def translate(batch):
         return {"translation": fn(batch)["translations"][:, 0]}
 
-    translations = translate_sentences(translate, sentences, 64)  # traces every batch shape
+    translations = translate_sentences(translate, sentences, 64, parallel)  # traces, warms up
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        translate_sentences(translate, sentences, 64)
+        translate_sentences(translate, sentences, 64, parallel)
         rates.append(len(sentences) / (time.perf_counter() - start))
     return statistics.median(rates), rates, translations
 
@@ -116,11 +118,14 @@ def main(argv=None):
             model.load_weights(Path(args.run_dir) / "checkpoints" / "last.weights.h5")
         sources, references = split_texts(splits[args.split], args.decode_sentences)
         for name, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
-            median, rates, translations = time_decoding(translator, sources, beam, args.repeats)
+            median, rates, translations = time_decoding(
+                translator, sources, beam, args.repeats, cfg.decode.parallel_batches
+            )
             result[f"{name}_sentences_per_second"] = median
             result[f"{name}_runs"] = rates
             result[f"{name}_{args.split}_bleu"] = corpus_scores(translations, references)["bleu"]
         result["decoded_with_trained_weights"] = bool(args.run_dir)
+        result["decode_parallel_batches"] = cfg.decode.parallel_batches
     result["peak_rss_mb"] = peak_rss_mb()
     result["config"] = {
         "overrides": args.overrides,

@@ -104,6 +104,7 @@ class DecodeConfig:
     max_length_offset: int = MISSING
     max_input_length: int = MISSING
     batch_size: int = MISSING
+    parallel_batches: int = MISSING
     stopping: str = MISSING
 
 

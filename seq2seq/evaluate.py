@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-language", help="Moses tokenizer language (default: the run's target language)"
     )
     parser.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
+    parser.add_argument(
+        "--parallel-batches",
+        type=positive_int,
+        default=2,
+        help="batches decoded at once, each on its own thread (default: 2)",
+    )
     add_decoding_arguments(parser, n_best=False)
     parser.add_argument("--output-json", help="default: <run or export>/evaluation_<data>.json")
     parser.add_argument("--hypotheses", help="also write the translations here, one per line")
@@ -97,7 +103,7 @@ def evaluate(args) -> dict:
     run_batch([min(sources, key=len)])  # warm-up: sentences/s leaves out one-time costs
     start = time.monotonic()
     progress = None if args.quiet else Progress(len(sources))
-    results = translate_sorted(run_batch, sources, args.batch_size, progress)
+    results = translate_sorted(run_batch, sources, args.batch_size, progress, args.parallel_batches)
     seconds = time.monotonic() - start
     hypotheses = [hypotheses[0].text for hypotheses in results]
     report = {"model": str(export_dir.resolve()), "data": data, "decoding": decoding}

@@ -8,8 +8,9 @@ from seq2seq import metrics
 from seq2seq.savedmodel import translate_sorted
 
 
-def translate_sentences(translate_fn, sentences, batch_size):
-    """Translates in length-sorted batches (less padding); returns outputs in input order.
+def translate_sentences(translate_fn, sentences, batch_size, parallel=1):
+    """Translates in length-sorted batches (less padding); returns outputs in input order,
+    `parallel` batches at a time (`savedmodel.translate_sorted`).
 
     `translate_fn` maps a (batch,) tf.string tensor to {"translation": (batch,) tf.string}.
     """
@@ -18,7 +19,7 @@ def translate_sentences(translate_fn, sentences, batch_size):
         out = translate_fn(tf.constant(batch, tf.string))["translation"].numpy()
         return [text.decode("utf-8") for text in out]
 
-    return translate_sorted(translate_batch, sentences, batch_size)
+    return translate_sorted(translate_batch, sentences, batch_size, parallel=parallel)
 
 
 def split_texts(ds, limit=None):
@@ -32,10 +33,10 @@ def split_texts(ds, limit=None):
     return sources, references
 
 
-def evaluate(translate_fn, sources, references, *, batch_size, exact_match=False):
+def evaluate(translate_fn, sources, references, *, batch_size, parallel=1, exact_match=False):
     """BLEU and chrF (with signatures), sentences/s, and exact match when asked."""
     start = time.monotonic()
-    hypotheses = translate_sentences(translate_fn, sources, batch_size)
+    hypotheses = translate_sentences(translate_fn, sources, batch_size, parallel)
     seconds = time.monotonic() - start
     scores = metrics.corpus_scores(hypotheses, references)
     scores["sentences"] = len(sources)

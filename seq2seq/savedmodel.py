@@ -11,8 +11,10 @@ batch-invariant (see `seq2seq.decoding`), so the batching does not change any tr
 """
 
 import argparse
+import collections
 import dataclasses
 import gzip
+import itertools
 import os
 import sys
 import time
@@ -291,7 +293,7 @@ def _hypotheses(batch, translations, scores):
     ]
 
 
-def translate_sorted(translate_batch, sentences, batch_size, on_batch=None):
+def translate_sorted(translate_batch, sentences, batch_size, on_batch=None, parallel=1):
     """Translates in batches of similar length; returns the results in input order.
 
     Args:
@@ -299,16 +301,45 @@ def translate_sorted(translate_batch, sentences, batch_size, on_batch=None):
         sentences: the sentences, any order.
         batch_size: sentences per call of `translate_batch`.
         on_batch: optional callback, called after each batch with the number of sentences done.
+        parallel: batches in flight at once, each call on its own thread. TensorFlow runs them
+            side by side: one search alone leaves a CPU core idle much of the time (beam 5 on
+            2 cores: 111 -> 132 sentences/s with 2). Results are the same, in the same order.
     """
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))  # stable sort
+    chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     results = [None] * len(sentences)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        for i, result in zip(chunk, translate_batch([sentences[i] for i in chunk])):
+    done = 0
+    for chunk, outputs in zip(chunks, _map_in_order(translate_batch, sentences, chunks, parallel)):
+        for i, result in zip(chunk, outputs):
             results[i] = result
+        done += len(chunk)
         if on_batch:
-            on_batch(start + len(chunk))
+            on_batch(done)
     return results
+
+
+def _map_in_order(translate_batch, sentences, chunks, parallel):
+    """`translate_batch` of each chunk's sentences, in chunk order, `parallel` at a time.
+
+    The first batch runs alone on the calling thread: a `tf.function` traces there, where
+    Keras's settings (the dtype policy among them) are set; they are thread-local.
+    """
+    texts = ([sentences[i] for i in chunk] for chunk in chunks)
+    if parallel <= 1:
+        yield from map(translate_batch, texts)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    for first in itertools.islice(texts, 1):
+        yield translate_batch(first)
+    with ThreadPoolExecutor(parallel) as pool:
+        pending = collections.deque()
+        for batch in texts:
+            pending.append(pool.submit(translate_batch, batch))
+            if len(pending) >= parallel:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 class Progress:

@@ -69,6 +69,10 @@ def load_splits(data_cfg):
 
 
 def make_translator(model, tokenizers, decode_cfg):
+    if decode_cfg.parallel_batches < 1:  # read by the evaluations, checked before training
+        raise ValueError(
+            f"decode.parallel_batches={decode_cfg.parallel_batches} must be at least 1"
+        )
     return InGraphTranslator(
         model,
         *tokenizers,
@@ -236,8 +240,9 @@ def _dev_evaluation(cfg, translator, translate_fn, validation, run_dir):
 
     def scores():
         return evaluate(
-            translate_fn, sources, references, batch_size=cfg.decode.batch_size, exact_match=exact
-        )[0]
+            translate_fn, sources, references, batch_size=cfg.decode.batch_size,
+            parallel=cfg.decode.parallel_batches, exact_match=exact,
+        )[0]  # fmt: skip
 
     def samples(writer, step):
         if n:
@@ -253,6 +258,7 @@ def _test_evaluation(cfg, translate_fn, test, run_dir):
         translate_fn,
         *split_texts(test),
         batch_size=cfg.decode.batch_size,
+        parallel=cfg.decode.parallel_batches,
         exact_match=cfg.data.source == "numbers",
     )
     atomic_write_text(run_dir / "test_hypotheses.txt", "\n".join(hypotheses) + "\n")

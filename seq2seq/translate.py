@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", help="UTF-8 text, one sentence per line (default: stdin)")
     parser.add_argument("--output", help="where translations go (default: stdout)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
+    parser.add_argument(
+        "--parallel-batches",
+        type=positive_int,
+        default=2,
+        help="batches decoded at once, each on its own thread (default: 2)",
+    )
     add_decoding_arguments(parser, n_best=True)
     parser.add_argument(
         "--scores", action="store_true", help="print `hypothesis<TAB>score` lines (n-best format)"
@@ -73,7 +79,9 @@ def translate(args):
     scored = args.scores or (args.n_best or 1) > 1
     run_batch = batch_translator(load_export(export_dir), options, scores=scored)
     progress = None if args.quiet else Progress(len(sentences))
-    results = translate_sorted(run_batch, sentences, args.batch_size, progress)
+    results = translate_sorted(
+        run_batch, sentences, args.batch_size, progress, args.parallel_batches
+    )
     write_lines(args.output, format_results(results, scored))
 
 

@@ -50,3 +50,11 @@ def test_wrongly_typed_override_is_rejected_naming_the_key():
 def test_unknown_key_is_rejected():
     with pytest.raises(ConfigCompositionException, match="unitz"):
         compose(["model.unitz=3"])
+
+
+def test_decode_parallel_batches_below_one_is_refused_by_name():
+    from seq2seq.train import make_translator
+
+    assert compose([]).decode.parallel_batches == 2
+    with pytest.raises(ValueError, match=r"^decode.parallel_batches=0 must be at least 1$"):
+        make_translator(None, (None, None), compose(["decode.parallel_batches=0"]).decode)

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 import tensorflow as tf
@@ -154,6 +155,33 @@ def test_translate_sorted_batches_by_length_and_restores_order():
     sentences = ["ccc", "a", "", "bb", "dddd"]
     assert translate_sorted(fake, sentences, 2) == [s.upper() for s in sentences]
     assert batches == [["", "a"], ["bb", "ccc"], ["dddd"]]
+
+
+def test_translate_sorted_keeps_batches_in_flight_together_and_in_order():
+    calls, done = [], []
+    together = threading.Barrier(2, timeout=20)  # broken unless batches 2 and 3 overlap
+
+    def fake(batch):
+        calls.append(threading.current_thread())
+        if len(calls) in (2, 3):
+            together.wait()
+        return [s.upper() for s in batch]
+
+    sentences = ["ccc", "a", "", "bb", "dddd", "eeeee"]
+    result = translate_sorted(fake, sentences, 2, on_batch=done.append, parallel=2)
+    assert result == [s.upper() for s in sentences]
+    assert done == [2, 4, 6]
+    assert calls[0] is threading.main_thread()  # the first batch traces on the caller's thread
+
+
+def test_translate_sorted_raises_a_batch_error_from_its_thread():
+    def fails_on_bb(batch):
+        if "bb" in batch:
+            raise ValueError("bad batch")
+        return batch
+
+    with pytest.raises(ValueError, match="bad batch"):
+        translate_sorted(fails_on_bb, ["a", "bb", "ccc", "dddd", "eeeee"], 1, parallel=2)
 
 
 def test_progress_every_n_batches_and_at_the_end():
