@@ -12,6 +12,7 @@ batch-invariant (see `seq2seq.decoding`), so the batching does not change any tr
 
 import argparse
 import collections
+import concurrent.futures
 import dataclasses
 import gzip
 import itertools
@@ -303,7 +304,7 @@ def translate_sorted(translate_batch, sentences, batch_size, on_batch=None, para
         on_batch: optional callback, called after each batch with the number of sentences done.
         parallel: batches in flight at once, each call on its own thread. TensorFlow runs them
             side by side: one search alone leaves a CPU core idle much of the time (beam 5 on
-            2 cores: 111 -> 132 sentences/s with 2). Results are the same, in the same order.
+            2 cores: 118.5 -> 133.6 sentences/s with 2). Results are the same, in the same order.
     """
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))  # stable sort
     chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
@@ -328,11 +329,9 @@ def _map_in_order(translate_batch, sentences, chunks, parallel):
     if parallel <= 1:
         yield from map(translate_batch, texts)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
     for first in itertools.islice(texts, 1):
         yield translate_batch(first)
-    with ThreadPoolExecutor(parallel) as pool:
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         pending = collections.deque()
         for batch in texts:
             pending.append(pool.submit(translate_batch, batch))
