@@ -21,6 +21,7 @@ from seq2seq.savedmodel import (
     DecodeOptions,
     Progress,
     UsageError,
+    add_batching_arguments,
     add_decoding_arguments,
     batch_translator,
     check_writable,
@@ -28,7 +29,6 @@ from seq2seq.savedmodel import (
     find_run_dir,
     load_export,
     one_line,
-    positive_int,
     quiet_tensorflow,
     read_lines,
     translate_sorted,
@@ -59,13 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--target-language", help="Moses tokenizer language (default: the run's target language)"
     )
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
-    parser.add_argument(
-        "--parallel-batches",
-        type=positive_int,
-        default=2,
-        help="batches decoded at once, each on its own thread (default: 2)",
-    )
+    add_batching_arguments(parser)
     add_decoding_arguments(parser, n_best=False)
     parser.add_argument("--output-json", help="default: <run or export>/evaluation_<data>.json")
     parser.add_argument("--hypotheses", help="also write the translations here, one per line")

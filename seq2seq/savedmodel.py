@@ -25,6 +25,8 @@ from typing import NamedTuple
 EXPORT_FILE = "saved_model.pb"
 CONFIG_FILE = "config.yaml"
 DEFAULT_ALPHA = 0.6  # the project's default length penalty (conf/decode/default.yaml)
+DEFAULT_BATCH_SIZE = 64  # decode.batch_size in conf/decode/default.yaml
+DEFAULT_PARALLEL_BATCHES = 2  # decode.parallel_batches in conf/decode/default.yaml
 _BOM = "\ufeff"
 _ASCII_SPACE = " \t\n\r\f\v"  # what tf.strings.strip removes inside the export
 
@@ -197,6 +199,19 @@ class DecodeOptions:
 
 
 # === Command-line pieces ===
+
+
+def add_batching_arguments(parser):
+    """--batch-size and --parallel-batches, as `decode.batch_size` and `decode.parallel_batches`."""
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
+        help=f"sentences a batch (default: {DEFAULT_BATCH_SIZE})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--parallel-batches", type=positive_int, default=DEFAULT_PARALLEL_BATCHES,
+        help="batches decoded at once, each on its own thread "
+        f"(default: {DEFAULT_PARALLEL_BATCHES})",
+    )  # fmt: skip
 
 
 def add_decoding_arguments(parser, *, n_best):

@@ -20,13 +20,13 @@ from seq2seq.savedmodel import (
     DecodeOptions,
     Progress,
     UsageError,
+    add_batching_arguments,
     add_decoding_arguments,
     batch_translator,
     check_writable,
     find_export,
     load_export,
     one_line,
-    positive_int,
     quiet_tensorflow,
     read_lines,
     translate_sorted,
@@ -41,13 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="export folder or run folder")
     parser.add_argument("--input", help="UTF-8 text, one sentence per line (default: stdin)")
     parser.add_argument("--output", help="where translations go (default: stdout)")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
-    parser.add_argument(
-        "--parallel-batches",
-        type=positive_int,
-        default=2,
-        help="batches decoded at once, each on its own thread (default: 2)",
-    )
+    add_batching_arguments(parser)
     add_decoding_arguments(parser, n_best=True)
     parser.add_argument(
         "--scores", action="store_true", help="print `hypothesis<TAB>score` lines (n-best format)"

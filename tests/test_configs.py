@@ -58,3 +58,12 @@ def test_decode_parallel_batches_below_one_is_refused_by_name():
     assert compose([]).decode.parallel_batches == 2
     with pytest.raises(ValueError, match=r"^decode.parallel_batches=0 must be at least 1$"):
         make_translator(None, (None, None), compose(["decode.parallel_batches=0"]).decode)
+
+
+def test_the_command_line_defaults_are_the_decode_config_defaults():
+    from seq2seq import savedmodel
+
+    decode = compose([]).decode
+    assert savedmodel.DEFAULT_ALPHA == decode.alpha
+    assert savedmodel.DEFAULT_BATCH_SIZE == decode.batch_size
+    assert savedmodel.DEFAULT_PARALLEL_BATCHES == decode.parallel_batches
