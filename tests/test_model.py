@@ -57,6 +57,53 @@ def test_shapes_and_padded_source_gets_no_attention(name):
     assert np.abs(weights.numpy()[2, :, 2:]).max() == 0.0
 
 
+def _attention_inputs(layer, tgt_len=5, src_len=7):
+    rng = np.random.default_rng(1)
+    query = tf.constant(rng.normal(size=(2, tgt_len, 8)), tf.float32)
+    memory = tf.constant(rng.normal(size=(2, src_len, 8)), tf.float32)
+    mask = tf.sequence_mask([src_len, 3], src_len)
+    return query, memory, layer.project_keys(memory), mask
+
+
+def _batch_matmul_shapes(fn, *args):
+    graph = tf.function(fn).get_concrete_function(*args).graph
+    return {
+        tuple(op.outputs[0].shape)
+        for op in graph.get_operations()
+        if op.type.startswith("BatchMatMul")
+    }
+
+
+def test_dot_attention_pads_its_matmuls_to_the_shape_multiple_with_unchanged_results():
+    layer = attention.get("general", 8)
+    query, memory, keys, mask = _attention_inputs(layer)
+    m = layer.shape_multiple
+    assert m > 1
+
+    def attend(pad):
+        with tf.GradientTape() as tape:
+            tape.watch([query, memory])
+            context, weights = layer(query, memory, keys, mask, pad_lengths=pad)
+            loss = tf.reduce_sum(context**2) + tf.reduce_sum(weights * tf.range(7.0))
+        return (context, weights, *tape.gradient(loss, [query, memory]))
+
+    for padded, plain in zip(attend(True), attend(False)):
+        assert padded.shape == plain.shape
+        np.testing.assert_allclose(padded.numpy(), plain.numpy(), rtol=1e-5, atol=1e-6)
+    padded_shapes = {(2, m, m), (2, m, 8)}  # scores and context, forward and backward
+    assert _batch_matmul_shapes(lambda *a: layer(*a), query, memory, keys, mask) == padded_shapes
+    assert _batch_matmul_shapes(  # a decoding step (`attend_rows`) is not padded
+        lambda *a: layer.attend_rows(*a), tf.reshape(query, (10, 8)), memory, keys, mask
+    ) == {(2, 5, 7), (2, 5, 8)}
+
+
+def test_additive_attention_is_not_padded():
+    layer = attention.get("bahdanau", 8)
+    assert layer.shape_multiple == 1
+    context, weights = layer(*_attention_inputs(layer))
+    assert context.shape == (2, 5, 8) and weights.shape == (2, 5, 7)
+
+
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_every_lstm_is_cudnn_eligible_with_pipeline_masks(input_feeding):
     model = _model(dropout=0.3, input_feeding=input_feeding)
