@@ -5,11 +5,13 @@ once per decoded sentence, not once per step), and `score(query, keys)`. Adding 
 class here plus one entry in `ATTENTIONS`; the decoder never switches on the name.
 
 Dot-product attentions pad both lengths to a multiple of `shape_multiple` before their batched
-matmuls. TensorFlow's oneDNN CPU kernels build and keep one compiled kernel per input shape and
-thread (about 0.3 MiB each, up to 1,024 per kind), and these are the only matmuls whose shape
-holds both the target and the source length: without the padding, training's resident memory
-grew with every new (target, source) length pair its batches met (212 in an epoch of Multi30k;
-that epoch's peak went from 2,344 to 2,043 MiB with the padding, at the same speed).
+matmuls; a decoding search pads its source once, in `Translator.encode` (`pad_source`).
+TensorFlow's oneDNN CPU kernels build and keep one compiled kernel per input shape and thread
+(about 0.3 MiB each, up to 1,024 per kind), and these are the only matmuls whose shape holds
+both the target (or the number of sentences left in a search) and the source length. Without
+the padding, training's memory grew with every new length pair its batches met (212 in an
+epoch of Multi30k; 4 epochs of the reference configuration peaked at 2,522 MiB, against 2,029
+with it), and a beam search's with every pair of sentences left and source length.
 """
 
 import keras
@@ -48,6 +50,14 @@ class Attention(keras.layers.Layer):
     def score(self, query, keys):
         raise NotImplementedError
 
+    def pad_source(self, memory, keys, memory_mask):
+        """`memory`, `keys` and `memory_mask` padded on the source axis to `shape_multiple`;
+        the mask is False at the padding, so it gets no weight."""
+        if self.shape_multiple == 1:
+            return memory, keys, memory_mask
+        length, multiple = ops.shape(memory)[1], self.shape_multiple
+        return tuple(_pad_axis_1(x, length, multiple) for x in (memory, keys, memory_mask))
+
     def attend_rows(self, queries, memory, keys, memory_mask):
         """One decoding step: (N, units) query rows -> context (N, memory_dim), weights (N, src).
 
@@ -57,8 +67,8 @@ class Attention(keras.layers.Layer):
         """
         batch = ops.shape(memory)[0]
         grouped = ops.reshape(queries, (batch, -1, ops.shape(queries)[-1]))  # (B, N/B, units)
-        # No padding a step: one memory per batch gives one shape, and padding N/B would be
-        # paid at every step.
+        # No padding here, at every step: the search's memory comes padded from
+        # `Translator.encode`, and N/B (the beam size) takes one value.
         context, weights = self(grouped, memory, keys, memory_mask, pad_lengths=False)
         rows = ops.shape(queries)[0]
         return ops.reshape(context, (rows, -1)), ops.reshape(weights, (rows, -1))
@@ -68,9 +78,7 @@ class Attention(keras.layers.Layer):
             return self._attend(query, memory, keys, memory_mask)
         tgt_len, src_len = ops.shape(query)[1], ops.shape(memory)[1]
         query = _pad_axis_1(query, tgt_len, self.shape_multiple)
-        memory, keys, memory_mask = (
-            _pad_axis_1(x, src_len, self.shape_multiple) for x in (memory, keys, memory_mask)
-        )  # the padded source positions are masked: weight 0
+        memory, keys, memory_mask = self.pad_source(memory, keys, memory_mask)
         context, weights = self._attend(query, memory, keys, memory_mask)
         return context[:, :tgt_len], weights[:, :tgt_len, :src_len]
 

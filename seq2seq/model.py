@@ -195,12 +195,16 @@ class Translator(keras.Model):
         """Source ids -> (decoder state, memory) for `decode_step`.
 
         The state is the flat list [h0, c0, h1, c1, ...], plus the attentional vector h~ with
-        input feeding; every tensor has the batch as its leading dimension.
+        input feeding; every tensor has the batch as its leading dimension. The memory's source
+        axis is padded to the attention's `shape_multiple` (masked).
         """
         memory, states, source_mask = self.encoder(source_ids, training=False)
         state = self.decoder.initial_step_states(self.bridge(states, memory[:, 0, :]))
-        keys = self.decoder.attention_layer.project_keys(memory)
-        return state, {"memory": memory, "keys": keys, "mask": source_mask}
+        attention = self.decoder.attention_layer
+        keys = attention.project_keys(memory)
+        # Padded once a search, so that its steps' matmuls meet few shapes (seq2seq.attention).
+        memory, keys, mask = attention.pad_source(memory, keys, source_mask)
+        return state, {"memory": memory, "keys": keys, "mask": mask}
 
     def decode_step(self, tokens, state, memory, weights=None):
         """(logits, state) of one step; `weights` from `decoder.step_weights()`, else read here."""
@@ -216,6 +220,7 @@ class Translator(keras.Model):
         return lambda tokens, state, memory: self.decode_step(tokens, state, memory, weights)
 
     def decode_step_with_attention(self, tokens, state, memory):
+        """(logits, state, weights); the weights cover the padded source axis of `encode`."""
         return self.decoder.step(tokens, state, memory["memory"], memory["keys"], memory["mask"])
 
     def get_config(self):
