@@ -98,20 +98,13 @@ def test_dot_attention_pads_its_matmuls_to_the_shape_multiple_with_unchanged_res
 
 
 @pytest.mark.parametrize("name, padded_len", [("general", 16), ("bahdanau", 7)])
-def test_encode_pads_a_search_memory_once_for_dot_attention(name, padded_len):
+def test_encode_pads_a_search_memory_once_for_dot_attention_only(name, padded_len):
     model = _model(attention=name)
     src = _inputs()["encoder_token_ids"]  # (3, 7)
     _, memory = model.encode(tf.constant(src))
     assert {x.shape[1] for x in memory.values()} == {padded_len}
     np.testing.assert_array_equal(memory["mask"].numpy()[:, :7], src != 0)
     assert not memory["mask"].numpy()[:, 7:].any()
-
-
-def test_additive_attention_is_not_padded():
-    layer = attention.get("bahdanau", 8)
-    assert layer.shape_multiple == 1
-    context, weights = layer(*_attention_inputs(layer))
-    assert context.shape == (2, 5, 8) and weights.shape == (2, 5, 7)
 
 
 @pytest.mark.parametrize("input_feeding", [False, True])
