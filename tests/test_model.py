@@ -87,9 +87,9 @@ def test_dot_attention_pads_its_matmuls_to_the_shape_multiple_with_unchanged_res
             loss = tf.reduce_sum(context**2) + tf.reduce_sum(weights * tf.range(7.0))
         return (context, weights, *tape.gradient(loss, [query, memory]))
 
-    for padded, plain in zip(attend(True), attend(False)):
+    for padded, plain in zip(attend(True), attend(False)):  # equal up to the float32 sum order
         assert padded.shape == plain.shape
-        np.testing.assert_allclose(padded.numpy(), plain.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(padded.numpy(), plain.numpy(), rtol=1e-4, atol=1e-5)
     padded_shapes = {(2, m, m), (2, m, 8)}  # scores and context, forward and backward
     assert _batch_matmul_shapes(lambda *a: layer(*a), query, memory, keys, mask) == padded_shapes
     assert _batch_matmul_shapes(  # a decoding step (`attend_rows`) is not padded
