@@ -82,6 +82,7 @@ class TrainerConfig:
     early_stopping_patience: int = MISSING
     keep_checkpoints: int = MISSING
     checkpoint_every_n_steps: int = MISSING
+    release_memory_every_n_steps: int = MISSING
     average_last_checkpoints: int = MISSING
     final_weights: str = MISSING
     label_smoothing: float = MISSING

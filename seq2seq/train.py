@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import checkpoints, data, distribute, monitoring, optim, resume, training
+from seq2seq import checkpoints, data, distribute, memory, monitoring, optim, resume, training
 from seq2seq.callbacks import DevBleuEarlyStopping, DevEvaluation
 from seq2seq.config import Config
 from seq2seq.evaluation import evaluate, split_texts
@@ -117,7 +117,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
         position=position,
         keep_checkpoints=cfg.trainer.keep_checkpoints,
         checkpoint_every_n_steps=cfg.trainer.checkpoint_every_n_steps,
-        callbacks=[dev, *_schedule_callbacks(cfg.trainer)],
+        callbacks=[dev, *_schedule_callbacks(cfg.trainer), *_memory_callbacks(cfg.trainer)],
         resume=resume_state,
         profile_steps=cfg.trainer.profile_steps,
     )
@@ -172,6 +172,11 @@ def _resume_state(cfg, run_dir, model):
     if cfg.trainer.strategy == "multi_worker":
         return None
     return resume.ResumeState(run_dir / "checkpoints" / "resume", model)
+
+
+def _memory_callbacks(trainer):
+    every = trainer.release_memory_every_n_steps
+    return [memory.ReleaseFreeMemory(every)] if every > 0 else []
 
 
 def _schedule_callbacks(trainer):

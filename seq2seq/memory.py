@@ -1,0 +1,49 @@
+"""Handing the C heap's free pages back to the system during training.
+
+glibc's malloc keeps the pages of freed blocks resident, and TensorFlow's CPU allocator frees a
+step's activations into many such blocks of varying sizes, so a long run's resident memory
+creeps up although what it holds does not. `malloc_trim(0)` returns every free page of every
+arena (glibc >= 2.8). No maintained Python library wraps it; it is one libc call.
+"""
+
+import ctypes
+import ctypes.util
+
+import keras
+
+
+def _malloc_trim():
+    """glibc's `malloc_trim`, or None where the C library has none (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory():
+    """Returns the heap's free pages to the system; False where that is not possible."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+class ReleaseFreeMemory(keras.callbacks.Callback):
+    """`release_free_memory` every `every_n_steps` batches and at every epoch's end."""
+
+    def __init__(self, every_n_steps):
+        super().__init__()
+        self.every_n_steps = every_n_steps
+        self._trim = _malloc_trim()
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        if self._trim is not None and self._batches % self.every_n_steps == 0:
+            self._trim(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._trim is not None:
+            self._trim(0)

@@ -1,0 +1,57 @@
+"""Returning the C heap's free pages to the system during training."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from seq2seq import memory
+from seq2seq.train import _memory_callbacks
+from tests.conftest import REPO, compose
+
+# Frees 256 MiB of 64 KiB heap blocks but the last one, which keeps the heap from shrinking by
+# itself; prints the resident MiB before and after `release_free_memory`.
+FRAGMENTED_HEAP = textwrap.dedent("""
+    import ctypes, ctypes.util
+    from seq2seq.memory import release_free_memory
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    def rss():
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+    blocks = [libc.malloc(65536) for _ in range(4096)]
+    for block in blocks:
+        ctypes.memset(block, 1, 65536)
+    for block in blocks[:-1]:
+        libc.free(block)
+    before = rss()
+    print(release_free_memory(), before, rss())
+""")
+
+
+@pytest.mark.skipif(memory._malloc_trim() is None, reason="no glibc malloc_trim here")
+def test_free_heap_pages_go_back_to_the_system():
+    proc = subprocess.run([sys.executable, "-c", FRAGMENTED_HEAP], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, check=True)  # fmt: skip
+    released, before, after = proc.stdout.split()
+    assert released == "True"
+    assert float(before) - float(after) > 200, (before, after)
+
+
+def test_the_callback_releases_every_n_batches_and_at_epoch_ends():
+    callback = memory.ReleaseFreeMemory(every_n_steps=3)
+    calls = []
+    callback._trim = calls.append
+    for batch in range(7):
+        callback.on_train_batch_end(batch)
+    assert len(calls) == 2
+    callback.on_epoch_end(0)
+    assert calls == [0, 0, 0]
+
+
+def test_the_setting_adds_the_callback_and_zero_leaves_it_out():
+    trainer = compose(["trainer.release_memory_every_n_steps=50"]).trainer
+    [callback] = _memory_callbacks(trainer)
+    assert callback.every_n_steps == 50
+    assert _memory_callbacks(compose(["trainer.release_memory_every_n_steps=0"]).trainer) == []
