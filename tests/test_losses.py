@@ -1,4 +1,4 @@
-"""The label-smoothed cross-entropy with its written-out gradient, and the NLL metric."""
+"""The label-smoothed cross-entropy with its written-out gradient, and the token metrics."""
 
 import numpy as np
 import pytest
@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from seq2seq.losses import (
     MaskedCrossEntropy,
+    TokenAccuracy,
     smoothed_cross_entropy,
     token_negative_log_likelihood,
 )
@@ -48,3 +49,14 @@ def test_masked_mean_ignores_padding_and_metric_nll_is_unsmoothed():
         token_negative_log_likelihood(labels, LOGITS).numpy(),
         _reference(labels, LOGITS, 0.0).numpy(), atol=1e-5,
     )  # fmt: skip
+
+
+def test_token_accuracy_counts_hits_at_real_tokens_only():
+    labels = tf.constant([[2, 1, 0], [3, 0, 0]])
+    logits = tf.constant(
+        [[[0.0, 0.0, 5.0, 1.0], [0.0, -0.0, -1.0, 2.0], [9.0, 0.0, 0.0, 0.0]],
+         [[-0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]
+    )  # fmt: skip
+    metric = TokenAccuracy()
+    metric.update_state(labels, logits)
+    assert float(metric.result()) == pytest.approx(2 / 3)  # hits 2 and 3, miss 1; padding ignored
