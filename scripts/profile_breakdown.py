@@ -37,12 +37,14 @@ SCOPES = (  # the first that appears in an op's name names its part
 )
 FORWARD_LOOP = re.compile(r"/while/body")
 GRADIENT_LOOP = re.compile(r"^while(_\d+)?/body")
+CALL_PREFIX = re.compile(r"^(StatefulPartitionedCall(_\d+)?/)+")  # ops inside a called function
 
 
 def part(name, op_type):
     """The part of the step an op belongs to, from its name and type."""
     if op_type == "IDLE":
         return "idle"
+    name = CALL_PREFIX.sub("", name)
     is_matmul = any(kind in op_type for kind in MATMUL_TYPES)
     if GRADIENT_LOOP.search(name) or FORWARD_LOOP.search(name):
         loop = "LSTM gradient loops" if GRADIENT_LOOP.search(name) else "LSTM forward loops"

@@ -18,7 +18,7 @@ OPS = [
     ("translator_1/encoder_1/bidirectional_0_1/forward_lstm_0_1/while/body/_1/x/while/Sigmoid_2",
      "Sigmoid", 500.0),
     ("while_3/body/_721/while_3/MatMul", "_MklMatMul", 800.0),
-    ("while_3/body/_721/while_3/concat", "ConcatV2", 200.0),
+    ("StatefulPartitionedCall/while_3/body/_721/while_3/concat", "ConcatV2", 200.0),  # under fit
     ("gradient_tape/translator_1/decoder_1/output_projection_1/Tensordot/MatMul/MatMul",
      "_MklMatMul", 2000.0),
     ("gradient_tape/translator_1/decoder_1/output_projection_1/BiasAdd/BiasAddGrad",
