@@ -7,7 +7,7 @@ Profile some batches, then read the profile:
     python scripts/profile_breakdown.py <run>/tensorboard --steps 10
 
 Prints one line a part: thread-milliseconds a step (the profile's per-op self time summed over
-TensorFlow's threads, so the total is about the CPU time of a step), and its share. Parts:
+TensorFlow's threads, their idle time included), and its share. Parts:
 the LSTM loops (forward and gradient, their matmuls apart from the rest), the matmuls and
 einsums outside the loops, the other operations outside them by name scope (encoder,
 decoder LSTMs, attention, output projection, dropout, loss, optimizer), the operations
@@ -22,7 +22,6 @@ import argparse
 import collections
 import json
 import re
-import sys
 from pathlib import Path
 
 MATMUL_TYPES = ("MatMul", "Einsum", "BatchMatMul")
@@ -90,6 +89,8 @@ def main(argv=None):
     parser.add_argument("profile", help="a folder holding the profile (e.g. <run>/tensorboard)")
     parser.add_argument("--steps", type=int, required=True, help="batches the profile covers")
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: the profile covers at least one batch")
     rows = breakdown(read_profile(args.profile), args.steps)
     print(f"{'thread-ms/step':>15} {'share':>6}  part")
     for label, per_step, share in rows:
@@ -99,4 +100,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    main()

@@ -97,7 +97,8 @@ class TokenAccuracy(_MaskedTokenMean):
     def token_values(self, y_true, y_pred):
         mask = ops.cast(ops.not_equal(y_true, 0), "float32")
         # tf.argmax, not keras.ops.argmax: Keras's rewrites every -0.0 logit first (five
-        # full-size passes over the logits, 2% of a training step), which cannot change a hit.
+        # full-size passes over the logits, 2% of a training step), which changes a hit only
+        # when the largest logits are an exact tie of 0.0 and -0.0.
         hits = ops.equal(ops.cast(tf.argmax(y_pred, -1), y_true.dtype), y_true)
         return ops.cast(hits, "float32"), mask
 

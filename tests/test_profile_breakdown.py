@@ -57,3 +57,9 @@ def test_ops_are_grouped_by_loop_scope_and_type_per_step():
 def test_a_folder_without_a_profile_is_named(tmp_path):
     with pytest.raises(SystemExit, match=str(tmp_path)):
         profile_breakdown.read_profile(tmp_path)
+
+
+def test_steps_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        profile_breakdown.main(["somewhere", "--steps", "0"])
+    assert "--steps 0" in capsys.readouterr().err
