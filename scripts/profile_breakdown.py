@@ -45,8 +45,9 @@ def part(name, op_type):
         return "idle"
     name = CALL_PREFIX.sub("", name)
     is_matmul = any(kind in op_type for kind in MATMUL_TYPES)
-    if GRADIENT_LOOP.search(name) or FORWARD_LOOP.search(name):
-        loop = "LSTM gradient loops" if GRADIENT_LOOP.search(name) else "LSTM forward loops"
+    gradient, forward = GRADIENT_LOOP.search(name), FORWARD_LOOP.search(name)
+    if gradient or forward:
+        loop = "LSTM gradient loops" if gradient else "LSTM forward loops"
         return f"{loop}: matmul" if is_matmul else f"{loop}: other"
     if is_matmul:
         return "matmuls and einsums outside the loops"
