@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Matmul:
 def _with_gradients(name, m, k, n, count, batch=1):
     """x (m, k) @ w (k, n), and its gradients dx = dy w^T (m, n, k) and dw = x^T dy (k, m, n)."""
     return [
-        Matmul(f"{name}", m, k, n, count, batch),
+        Matmul(name, m, k, n, count, batch),
         Matmul(f"{name} d_input", m, n, k, count, batch),
         Matmul(f"{name} d_weight", k, m, n, count, batch),
     ]
@@ -60,9 +61,8 @@ def step_matmuls(
     matmuls = []
     for i in range(encoder_layers):
         input_dim = embedding_dim if i == 0 else units
-        layer = _lstm_layer(f"encoder {i + 1}", batch, source_length, input_dim,
-                            units // directions, directions)  # fmt: skip
-        matmuls += layer
+        matmuls += _lstm_layer(f"encoder {i + 1}", batch, source_length, input_dim,
+                               units // directions, directions)  # fmt: skip
     for i in range(decoder_layers):
         input_dim = embedding_dim if i == 0 else units
         matmuls += _lstm_layer(f"decoder {i + 1}", batch, target_length, input_dim, units, 1)
@@ -77,7 +77,6 @@ def step_matmuls(
 
 def seconds_per_matmul(matmul, dtype, repeats, group=16):
     """The median time of one matmul of this shape, over `repeats` runs of `group` at once."""
-    import tensorflow as tf
 
     def tensor(*shape):
         return tf.cast(tf.random.normal(shape), dtype)
