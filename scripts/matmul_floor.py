@@ -11,6 +11,7 @@ batch of independent matmuls, so TensorFlow's threads run them side by side as i
 """
 
 import argparse
+import functools
 import time
 from dataclasses import dataclass
 
@@ -75,14 +76,19 @@ def step_matmuls(
     return matmuls
 
 
-def seconds_per_matmul(matmul, dtype, repeats, group=16):
+def seconds_per_matmul(matmul, dtype, repeats):
+    return _seconds_per_shape(matmul.m, matmul.k, matmul.n, matmul.batch, dtype, repeats)
+
+
+@functools.cache  # a step has several matmuls of one shape (both encoder layers' steps)
+def _seconds_per_shape(m, k, n, batch, dtype, repeats, group=16):
     """The median time of one matmul of this shape, over `repeats` runs of `group` at once."""
 
     def tensor(*shape):
         return tf.cast(tf.random.normal(shape), dtype)
 
-    left = (matmul.batch, matmul.m, matmul.k) if matmul.batch > 1 else (matmul.m, matmul.k)
-    right = (matmul.batch, matmul.k, matmul.n) if matmul.batch > 1 else (matmul.k, matmul.n)
+    left = (batch, m, k) if batch > 1 else (m, k)
+    right = (batch, k, n) if batch > 1 else (k, n)
     lefts = [tensor(*left) for _ in range(group)]  # distinct inputs: nothing is computed once
     weight = tensor(*right)
     run = tf.function(lambda lefts, weight: [tf.matmul(x, weight) for x in lefts])
