@@ -12,6 +12,10 @@ way cuDNN organises it:
 - the gradient is a hand-written backward loop that also does only dz @ U^T per step, and the
   weight gradient dU is one large matmul after it.
 
+In training, each step's gate arithmetic is one compiled op forward and one backward
+(`seq2seq.fused_cell`) where it can be built, instead of a dozen TensorFlow ops; inference
+(and so every export) uses TensorFlow's ops only.
+
 The results are those of the cuDNN path: zeros at padded output steps, the final state taken
 at each sequence's last real step, `go_backwards` reversing each sequence within its length.
 """
@@ -19,6 +23,8 @@ at each sequence's last real step, `go_backwards` reversing each sequence within
 import keras
 import tensorflow as tf
 from keras import ops
+
+from seq2seq import fused_cell
 
 
 def _gpu_available():
@@ -64,7 +70,6 @@ def lstm_recurrence(projected, recurrent_kernel, h0, c0):
 
 
 def _recurrence_gradient(d_hs, d_cs, hs, cs, gates, recurrent_kernel, h0, c0):
-    steps = tf.shape(hs)[0]
     c_prev = tf.concat([c0[None], cs[:-1]], 0)
 
     def step(t, dh_next, dc_next, d_zs):
@@ -78,6 +83,42 @@ def _recurrence_gradient(d_hs, d_cs, hs, cs, gates, recurrent_kernel, h0, c0):
         )  # fmt: skip
         return t - 1, tf.matmul(dz, recurrent_kernel, transpose_b=True), dc * f, d_zs.write(t, dz)
 
+    return _backward_loop(step, hs, h0, c0)
+
+
+@tf.custom_gradient
+def fused_lstm_recurrence(projected, recurrent_kernel, h0, c0):
+    """`lstm_recurrence` with each step's gate arithmetic in one op of `fused_cell.load()`
+    (forward and backward), computed in float32 whatever the inputs' dtype."""
+    cell_ops = fused_cell.load()
+    steps = tf.shape(projected)[0]
+    arrays = [tf.TensorArray(projected.dtype, size=steps) for _ in range(4)]
+
+    def step(t, h, c, *arrays):
+        values = cell_ops.seq2seq_lstm_cell(projected[t], tf.matmul(h, recurrent_kernel), c)
+        h, c = values[:2]  # then the activated gates (batch, 4*units) and tanh(c)
+        return t + 1, h, c, *(a.write(t, v) for a, v in zip(arrays, values))
+
+    _, _, _, *arrays = tf.while_loop(lambda t, *_: t < steps, step, (0, h0, c0, *arrays))
+    hs, cs, gates, tanh_cs = (a.stack() for a in arrays)
+
+    def gradient(d_hs, d_cs):
+        c_prev = tf.concat([c0[None], cs[:-1]], 0)
+
+        def step(t, dh_next, dc_next, d_zs):
+            dz, dc = cell_ops.seq2seq_lstm_cell_grad(
+                d_hs[t], dh_next, d_cs[t], dc_next, gates[t], tanh_cs[t], c_prev[t]
+            )
+            return t - 1, tf.matmul(dz, recurrent_kernel, transpose_b=True), dc, d_zs.write(t, dz)
+
+        return _backward_loop(step, hs, h0, c0)
+
+    return (hs, cs), gradient
+
+
+def _backward_loop(step, hs, h0, c0):
+    """Runs `step` from the last time step to the first; the recurrence's four gradients."""
+    steps = tf.shape(hs)[0]
     d_zs = tf.TensorArray(hs.dtype, size=steps)
     initial = (steps - 1, tf.zeros_like(h0), tf.zeros_like(c0), d_zs)
     _, dh0, dc0, d_zs = tf.while_loop(lambda t, *_: t >= 0, step, initial)
@@ -87,18 +128,22 @@ def _recurrence_gradient(d_hs, d_cs, hs, cs, gates, recurrent_kernel, h0, c0):
     return d_zs, d_kernel, dh0, dc0
 
 
-def lstm_sequence(inputs, h0, c0, lengths, kernel, recurrent_kernel, bias, go_backwards):
+def lstm_sequence(
+    inputs, h0, c0, lengths, kernel, recurrent_kernel, bias, go_backwards,
+    recurrence=lstm_recurrence,
+):  # fmt: skip
     """A whole LSTM layer: inputs (batch, time, features) -> last output, outputs, [h, c].
 
     `lengths` (batch,) are the real steps of each right-padded sequence. As cuDNN does, padded
     outputs are zero, the final states are those after each sequence's last real step, and
     `go_backwards` runs each sequence backwards within its length and returns the outputs in
-    reversed time order (as Keras's backward layers do).
+    reversed time order (as Keras's backward layers do). `recurrence` is `lstm_recurrence` or
+    `fused_lstm_recurrence`.
     """
     x = tf.transpose(inputs, (1, 0, 2))  # (time, batch, features)
     if go_backwards:
         x = tf.reverse_sequence(x, lengths, seq_axis=0, batch_axis=1)
-    hs, cs = lstm_recurrence(tf.einsum("tbf,fg->tbg", x, kernel) + bias, recurrent_kernel, h0, c0)
+    hs, cs = recurrence(tf.einsum("tbf,fg->tbg", x, kernel) + bias, recurrent_kernel, h0, c0)
     outputs, h, c = _finish_direction(hs, cs, lengths, h0, c0, go_backwards)
     if go_backwards:
         outputs = tf.reverse(outputs, [0])
@@ -143,9 +188,10 @@ class LSTM(keras.layers.LSTM):
         dtype = sequences.dtype
         weights = [ops.cast(w, dtype) for w in (self.cell.kernel, self.cell.recurrent_kernel)]
         h0, c0 = (ops.cast(s, dtype) for s in initial_state)
+        fused = training and fused_cell.load() is not None
         return lstm_sequence(
             sequences, h0, c0, lengths, *weights, ops.cast(self.cell.bias, dtype),
-            self.go_backwards,
+            self.go_backwards, fused_lstm_recurrence if fused else lstm_recurrence,
         )  # fmt: skip
 
     def _fast_loop_applies(self):
