@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from seq2seq import fused_ops
+
 
 def smoothed_cross_entropy(labels, logits, label_smoothing):
     """Per-token cross-entropy against (1-eps) one-hot + eps uniform, (...,) float32.
@@ -12,6 +14,7 @@ def smoothed_cross_entropy(labels, logits, label_smoothing):
     differentiation of the gather of each label's log-probability scatters into a (tokens,
     vocabulary) tensor, which cost more than the output projection itself, and TensorFlow's
     fused sparse cross-entropy kernel is three times slower than `log_softmax` on a CPU.
+    Where `fused_ops` can be built, the loss and its gradient are one pass over the logits each.
     """
     shape = tf.shape(labels)
     flat_logits = tf.reshape(tf.cast(logits, tf.float32), [-1, tf.shape(logits)[-1]])
@@ -21,6 +24,8 @@ def smoothed_cross_entropy(labels, logits, label_smoothing):
 
 
 def _flat_smoothed_cross_entropy(logits, labels, eps):
+    if fused_ops.load() is not None:
+        return _fused_smoothed_cross_entropy(logits, labels, eps)
     rows = tf.stack([tf.range(tf.shape(labels)[0]), labels], 1)  # (tokens, 2)
 
     @tf.custom_gradient
@@ -40,11 +45,52 @@ def _flat_smoothed_cross_entropy(logits, labels, eps):
     return loss(logits)
 
 
+def _fused_smoothed_cross_entropy(logits, labels, eps):
+    library = fused_ops.load()
+
+    @tf.custom_gradient
+    def loss(logits):
+        losses, log_normalizers = library.seq2seq_smoothed_cross_entropy(
+            logits, labels, label_smoothing=eps
+        )
+
+        def gradient(upstream):
+            return library.seq2seq_smoothed_cross_entropy_grad(
+                logits, labels, log_normalizers, upstream, label_smoothing=eps
+            )
+
+        return losses, gradient
+
+    return loss(logits)
+
+
 def token_negative_log_likelihood(labels, logits):
     """-log p(label) per token, without the gradient machinery (for metrics)."""
+    if fused_ops.load() is not None:
+        return _fused_token_statistics(labels, logits)[0]
     logits = tf.cast(logits, tf.float32)
     label_logits = tf.gather(logits, tf.cast(labels, tf.int32), batch_dims=labels.shape.rank)
     return tf.reduce_logsumexp(logits, -1) - label_logits
+
+
+def token_hits(labels, logits):
+    """1.0 where a token's largest logit (the first, if tied) is its label's, else 0.0."""
+    if fused_ops.load() is not None:
+        return _fused_token_statistics(labels, logits)[1]
+    # tf.argmax, not keras.ops.argmax: Keras's rewrites every -0.0 logit first (five
+    # full-size passes over the logits, 2% of a training step), which changes a hit only
+    # when the largest logits are an exact tie of 0.0 and -0.0.
+    hits = tf.equal(tf.cast(tf.argmax(logits, -1), tf.int32), tf.cast(labels, tf.int32))
+    return tf.cast(hits, tf.float32)
+
+
+def _fused_token_statistics(labels, logits):
+    """(NLL, hits) of every token: one pass over the logits (computed once for both metrics:
+    the graph optimizer merges the two identical calls)."""
+    flat_logits = tf.reshape(tf.cast(logits, tf.float32), [-1, tf.shape(logits)[-1]])
+    flat_labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    nll, hits = fused_ops.load().seq2seq_token_statistics(flat_logits, flat_labels)
+    return tf.reshape(nll, tf.shape(labels)), tf.reshape(hits, tf.shape(labels))
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -96,11 +142,7 @@ class TokenAccuracy(_MaskedTokenMean):
 
     def token_values(self, y_true, y_pred):
         mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-        # tf.argmax, not keras.ops.argmax: Keras's rewrites every -0.0 logit first (five
-        # full-size passes over the logits, 2% of a training step), which changes a hit only
-        # when the largest logits are an exact tie of 0.0 and -0.0.
-        hits = ops.equal(ops.cast(tf.argmax(y_pred, -1), y_true.dtype), y_true)
-        return ops.cast(hits, "float32"), mask
+        return token_hits(y_true, y_pred), mask
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")

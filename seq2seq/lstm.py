@@ -13,7 +13,7 @@ way cuDNN organises it:
   weight gradient dU is one large matmul after it.
 
 In training, each step's gate arithmetic is one compiled op forward and one backward
-(`seq2seq.fused_cell`) where it can be built, instead of a dozen TensorFlow ops; inference
+(`seq2seq.fused_ops`) where it can be built, instead of a dozen TensorFlow ops; inference
 (and so every export) uses TensorFlow's ops only.
 
 The results are those of the cuDNN path: zeros at padded output steps, the final state taken
@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from seq2seq import fused_cell
+from seq2seq import fused_ops
 
 
 def _gpu_available():
@@ -88,9 +88,9 @@ def _recurrence_gradient(d_hs, d_cs, hs, cs, gates, recurrent_kernel, h0, c0):
 
 @tf.custom_gradient
 def fused_lstm_recurrence(projected, recurrent_kernel, h0, c0):
-    """`lstm_recurrence` with each step's gate arithmetic in one op of `fused_cell.load()`
+    """`lstm_recurrence` with each step's gate arithmetic in one op of `fused_ops.load()`
     (forward and backward), computed in float32 whatever the inputs' dtype."""
-    cell_ops = fused_cell.load()
+    cell_ops = fused_ops.load()
     steps = tf.shape(projected)[0]
     arrays = [tf.TensorArray(projected.dtype, size=steps) for _ in range(4)]
 
@@ -188,7 +188,7 @@ class LSTM(keras.layers.LSTM):
         dtype = sequences.dtype
         weights = [ops.cast(w, dtype) for w in (self.cell.kernel, self.cell.recurrent_kernel)]
         h0, c0 = (ops.cast(s, dtype) for s in initial_state)
-        fused = training and fused_cell.load() is not None
+        fused = training and fused_ops.load() is not None
         return lstm_sequence(
             sequences, h0, c0, lengths, *weights, ops.cast(self.cell.bias, dtype),
             self.go_backwards, fused_lstm_recurrence if fused else lstm_recurrence,

@@ -1,16 +1,23 @@
-"""The LSTM step's gate arithmetic as two compiled CPU ops (`kernels/lstm_cell.cc`).
+"""Compiled CPU ops for training (`kernels/*.cc`): the LSTM step, the loss and its metrics.
 
-Why by hand: TensorFlow runs each of an LSTM step's dozen element-wise operations as its own
-kernel, and computes bfloat16 one element at a time; over a training step of the reference
-configuration that was about a fifth of the time. No maintained library ships a fused LSTM cell
-for TensorFlow 2.21's CPU kernels: its own `LSTMBlockCell`/`BlockLSTMV2` have no bfloat16 CPU
-kernel and were 4.5x slower than our loop in float32.
+- `seq2seq_lstm_cell`, `seq2seq_lstm_cell_grad` (`kernels/lstm_cell.cc`): an LSTM step's gate
+  arithmetic forward and backward, each one op.
+- `seq2seq_smoothed_cross_entropy`, `seq2seq_smoothed_cross_entropy_grad`,
+  `seq2seq_token_statistics` (`kernels/cross_entropy.cc`): the label-smoothed cross-entropy
+  over the logits, its gradient, and the NLL and accuracy of each token, each in one pass.
+
+Why by hand: TensorFlow runs each element-wise step of these as its own kernel and its own pass
+over memory, and computes bfloat16 one element at a time; in a training step of the reference
+configuration that was a third of the time. No maintained library ships such ops for TensorFlow
+2.21's CPU kernels: its own `LSTMBlockCell`/`BlockLSTMV2` have no bfloat16 CPU kernel and were
+4.5x slower than our loop in float32.
 
 The ops are compiled against the installed TensorFlow with the C++ compiler (`$CXX`, default
 `g++`) the first time they are needed, into a cache folder (`$SEQ2SEQ_KERNEL_CACHE`, default
 `~/.cache/seq2seq/kernels`) keyed by the source, TensorFlow's build and the CPU; later runs load
 them from there. If they cannot be built, `load()` logs why, once, and returns None, and the
-layers use TensorFlow's own ops. `SEQ2SEQ_FUSED_CELL=0` turns them off.
+layers use TensorFlow's own ops. `SEQ2SEQ_FUSED_OPS=0` turns them off. They run
+on the CPU only: where a GPU is visible, the callers use TensorFlow's ops (and cuDNN).
 """
 
 import functools
@@ -26,14 +33,14 @@ import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "kernels" / "lstm_cell.cc"
+SOURCES = tuple(sorted((Path(__file__).parent / "kernels").glob("*.cc")))
 # -march=native without AVX512-FP16: TensorFlow 2.21's Eigen headers do not compile with it.
 ARCH_FLAG_CHOICES = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
 
 
 def enabled():
-    """False when `SEQ2SEQ_FUSED_CELL=0` asks for TensorFlow's own ops."""
-    return os.environ.get("SEQ2SEQ_FUSED_CELL", "1") != "0"
+    """False when `SEQ2SEQ_FUSED_OPS=0` asks for TensorFlow's own ops."""
+    return os.environ.get("SEQ2SEQ_FUSED_OPS", "1") != "0"
 
 
 def cache_dir():
@@ -53,11 +60,12 @@ def library_path(compiler):
     """Where the library built from this source for this TensorFlow and CPU lives."""
     key = hashlib.sha256()
     for part in (
-        SOURCE.read_bytes(), tf.__version__.encode(), " ".join(tf.sysconfig.get_compile_flags()),
-        compiler, platform.machine(), _cpu_description(),
+        *(source.read_bytes() for source in SOURCES), tf.__version__,
+        " ".join(tf.sysconfig.get_compile_flags()), compiler, platform.machine(),
+        _cpu_description(),
     ):  # fmt: skip
         key.update(part if isinstance(part, bytes) else part.encode())
-    return cache_dir() / f"lstm_cell_{key.hexdigest()[:16]}.so"
+    return cache_dir() / f"seq2seq_ops_{key.hexdigest()[:16]}.so"
 
 
 def compile_library(compiler, target):
@@ -68,7 +76,8 @@ def compile_library(compiler, target):
     error = None
     for arch_flags in ARCH_FLAG_CHOICES:
         command = [
-            compiler, "-O3", *arch_flags, "-shared", "-fPIC", "-w", str(SOURCE), "-o", str(partial),
+            compiler, "-O3", *arch_flags, "-shared", "-fPIC", "-w", *map(str, SOURCES),
+            "-o", str(partial),
             *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
         ]  # fmt: skip
         try:
@@ -86,23 +95,25 @@ def compile_library(compiler, target):
 
 @functools.cache
 def load():
-    """The loaded op library (`seq2seq_lstm_cell`, `seq2seq_lstm_cell_grad`), or None."""
+    """The loaded op library, or None (then the callers use TensorFlow's ops)."""
     if not enabled():
-        log.info("fused LSTM cell off (SEQ2SEQ_FUSED_CELL=0): TensorFlow's ops are used")
+        log.info("fused ops off (SEQ2SEQ_FUSED_OPS=0): TensorFlow's ops are used")
+        return None
+    if tf.config.list_logical_devices("GPU"):
         return None
     compiler = os.environ.get("CXX", "g++")
     if shutil.which(compiler) is None:
-        log.warning("fused LSTM cell unavailable: no C++ compiler %r found (set CXX)", compiler)
+        log.warning("fused ops unavailable: no C++ compiler %r found (set CXX)", compiler)
         return None
     target = library_path(compiler)
     if not target.exists():
-        log.info("compiling the fused LSTM cell into %s", target)
+        log.info("compiling the fused ops into %s", target)
         error = compile_library(compiler, target)
         if error is not None:
-            log.warning("fused LSTM cell unavailable: %s failed: %s", compiler, error)
+            log.warning("fused ops unavailable: %s failed: %s", compiler, error)
             return None
     try:
         return tf.load_op_library(str(target))
     except (tf.errors.NotFoundError, OSError) as exc:
-        log.warning("fused LSTM cell unavailable: loading %s failed: %s", target, exc)
+        log.warning("fused ops unavailable: loading %s failed: %s", target, exc)
         return None

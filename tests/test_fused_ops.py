@@ -1,4 +1,4 @@
-"""seq2seq.fused_cell: the compiled LSTM step ops build, give Keras's results, and fall back."""
+"""seq2seq.fused_ops: the compiled LSTM step ops build, give Keras's results, and fall back."""
 
 import logging
 import shutil
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import fused_cell, lstm
+from seq2seq import fused_ops, losses, lstm
 
 B, T, F, H = 5, 7, 6, 8
 LENGTHS = np.array([7, 3, 1, 5, 6])
@@ -51,8 +51,8 @@ def _inputs():
 
 
 def test_the_ops_build_and_load():
-    assert fused_cell.load() is not None, "see the log for why the fused cell did not build"
-    assert fused_cell.library_path("g++").exists()
+    assert fused_ops.load() is not None, "see the log for why the fused cell did not build"
+    assert fused_ops.library_path("g++").exists()
 
 
 @pytest.mark.parametrize("backward", [False, True])
@@ -102,28 +102,59 @@ def test_only_training_graphs_use_the_ops():
 
 
 def test_switched_off_or_without_a_compiler_tensorflow_ops_run(monkeypatch, caplog):
-    monkeypatch.setenv("SEQ2SEQ_FUSED_CELL", "0")
-    assert fused_cell.load.__wrapped__() is None
-    monkeypatch.delenv("SEQ2SEQ_FUSED_CELL")
+    monkeypatch.setenv("SEQ2SEQ_FUSED_OPS", "0")
+    assert fused_ops.load.__wrapped__() is None
+    monkeypatch.delenv("SEQ2SEQ_FUSED_OPS")
     monkeypatch.setenv("CXX", "no-such-compiler")
-    with caplog.at_level(logging.WARNING, logger="seq2seq.fused_cell"):
-        assert fused_cell.load.__wrapped__() is None
+    with caplog.at_level(logging.WARNING, logger="seq2seq.fused_ops"):
+        assert fused_ops.load.__wrapped__() is None
     assert "no C++ compiler 'no-such-compiler'" in caplog.text
 
 
 def test_a_failed_build_reports_the_error_and_writes_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("SEQ2SEQ_KERNEL_CACHE", str(tmp_path))
-    target = fused_cell.library_path("false")
-    assert fused_cell.compile_library("false", target) == "exit code 1"
+    target = fused_ops.library_path("false")
+    assert fused_ops.compile_library("false", target) == "exit code 1"
     assert list(tmp_path.iterdir()) == []
 
 
 def test_the_cache_key_follows_the_source_and_the_compiler(monkeypatch, tmp_path):
     monkeypatch.setenv("SEQ2SEQ_KERNEL_CACHE", str(tmp_path))
-    assert fused_cell.library_path("g++").parent == tmp_path
-    assert fused_cell.library_path("g++") != fused_cell.library_path("clang++")
+    assert fused_ops.library_path("g++").parent == tmp_path
+    assert fused_ops.library_path("g++") != fused_ops.library_path("clang++")
     source = tmp_path / "lstm_cell.cc"
-    source.write_text(fused_cell.SOURCE.read_text() + "\n// changed\n")
-    before = fused_cell.library_path("g++")
-    monkeypatch.setattr(fused_cell, "SOURCE", source)
-    assert fused_cell.library_path("g++") != before
+    source.write_text(fused_ops.SOURCES[-1].read_text() + "\n// changed\n")
+    before = fused_ops.library_path("g++")
+    monkeypatch.setattr(fused_ops, "SOURCES", (*fused_ops.SOURCES[:-1], source))
+    assert fused_ops.library_path("g++") != before
+
+
+def _loss_gradient_and_metrics(labels, logits, eps):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        token_losses = losses.smoothed_cross_entropy(labels, logits, eps)
+        total = tf.reduce_sum(token_losses * tf.range(1.0, 5.0))  # a different weight a step
+    nll = losses.token_negative_log_likelihood(labels, logits)
+    values = (token_losses, tape.gradient(total, logits), nll, losses.token_hits(labels, logits))
+    return [v.numpy() for v in values]
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_loss_gradient_and_metrics_match_tensorflow(eps, monkeypatch):
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(3, 4, 11)) * 3, tf.float32)
+    labels = tf.constant(rng.integers(0, 11, size=(3, 4)), tf.int32)
+    assert fused_ops.load() is not None
+    got = _loss_gradient_and_metrics(labels, logits, eps)
+    monkeypatch.setattr(fused_ops, "load", lambda: None)
+    expected = _loss_gradient_and_metrics(labels, logits, eps)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, atol=2e-6, rtol=1e-6)
+    assert 0 < expected[3].sum() < expected[3].size  # some hits, some misses
+
+
+def test_a_label_outside_the_vocabulary_is_named():
+    logits = tf.zeros((2, 3, 5))
+    labels = tf.constant([[1, 2, 3], [4, 7, 0]])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label 7 of token 4 .*\[0, 5\)"):
+        losses.smoothed_cross_entropy(labels, logits, 0.1)
