@@ -69,9 +69,12 @@ def library_path(compiler):
 
 
 def compile_library(compiler, target):
-    """Builds the ops into `target` (written atomically); returns the compiler's last error or
-    None."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Builds the ops into `target` (written atomically); None, or the compiler's first error
+    line."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {target.parent}: {exc.strerror}"
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     error = None
     for arch_flags in ARCH_FLAG_CHOICES:
@@ -88,9 +91,14 @@ def compile_library(compiler, target):
         if done.returncode == 0:
             os.replace(partial, target)
             return None
-        error = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        error = _first_error(done.stderr) or f"exit code {done.returncode}"
     partial.unlink(missing_ok=True)
     return error
+
+
+def _first_error(compiler_output):
+    lines = compiler_output.strip().splitlines()
+    return next((line for line in lines if "error" in line), lines[-1] if lines else None)
 
 
 @functools.cache
@@ -113,7 +121,9 @@ def load():
             log.warning("fused ops unavailable: %s failed: %s", compiler, error)
             return None
     try:
-        return tf.load_op_library(str(target))
+        library = tf.load_op_library(str(target))
     except (tf.errors.NotFoundError, OSError) as exc:
         log.warning("fused ops unavailable: loading %s failed: %s", target, exc)
         return None
+    log.info("fused ops loaded from %s", target)
+    return library

@@ -158,3 +158,22 @@ def test_a_label_outside_the_vocabulary_is_named():
     labels = tf.constant([[1, 2, 3], [4, 7, 0]])
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"label 7 of token 4 .*\[0, 5\)"):
         losses.smoothed_cross_entropy(labels, logits, 0.1)
+
+
+def test_an_unwritable_cache_is_reported(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("SEQ2SEQ_KERNEL_CACHE", str(blocker / "kernels"))
+    target = fused_ops.library_path("g++")
+    assert fused_ops.compile_library("g++", target).startswith(f"cannot create {target.parent}")
+
+
+def test_the_compilers_first_error_is_reported(monkeypatch, tmp_path):
+    compiler = tmp_path / "cxx"
+    lines = ["In file included from a.h", "lstm_cell.cc:9: error: boom", "compilation terminated."]
+    compiler.write_text("#!/bin/sh\n" + "".join(f"echo '{x}' >&2\n" for x in lines) + "exit 1\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("SEQ2SEQ_KERNEL_CACHE", str(tmp_path / "cache"))
+    target = fused_ops.library_path(str(compiler))
+    assert fused_ops.compile_library(str(compiler), target) == "lstm_cell.cc:9: error: boom"
+    assert not target.exists()
