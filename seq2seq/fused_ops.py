@@ -7,8 +7,8 @@
   over the logits, its gradient, and the NLL and accuracy of each token, each in one pass.
 
 Why by hand: TensorFlow runs each element-wise step of these as its own kernel and its own pass
-over memory, and computes bfloat16 one element at a time; in a training step of the reference
-configuration that was a third of the time. No maintained library ships such ops for TensorFlow
+over memory, and computes bfloat16 one element at a time; these ops made a training step of the
+reference configuration 29% shorter. No maintained library ships such ops for TensorFlow
 2.21's CPU kernels: its own `LSTMBlockCell`/`BlockLSTMV2` have no bfloat16 CPU kernel and were
 4.5x slower than our loop in float32.
 
