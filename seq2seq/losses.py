@@ -16,11 +16,15 @@ def smoothed_cross_entropy(labels, logits, label_smoothing):
     fused sparse cross-entropy kernel is three times slower than `log_softmax` on a CPU.
     Where `fused_ops` can be built, the loss and its gradient are one pass over the logits each.
     """
-    shape = tf.shape(labels)
-    flat_logits = tf.reshape(tf.cast(logits, tf.float32), [-1, tf.shape(logits)[-1]])
-    flat_labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    flat_labels, flat_logits = _flatten(labels, logits)
     losses = _flat_smoothed_cross_entropy(flat_logits, flat_labels, float(label_smoothing))
-    return tf.reshape(losses, shape)
+    return tf.reshape(losses, tf.shape(labels))
+
+
+def _flatten(labels, logits):
+    """(tokens,) int32 labels and (tokens, vocabulary) float32 logits."""
+    flat_logits = tf.reshape(tf.cast(logits, tf.float32), [-1, tf.shape(logits)[-1]])
+    return tf.reshape(tf.cast(labels, tf.int32), [-1]), flat_logits
 
 
 def _flat_smoothed_cross_entropy(logits, labels, eps):
@@ -87,8 +91,7 @@ def token_hits(labels, logits):
 def _fused_token_statistics(labels, logits):
     """(NLL, hits) of every token: one pass over the logits (computed once for both metrics:
     the graph optimizer merges the two identical calls)."""
-    flat_logits = tf.reshape(tf.cast(logits, tf.float32), [-1, tf.shape(logits)[-1]])
-    flat_labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    flat_labels, flat_logits = _flatten(labels, logits)
     nll, hits = fused_ops.load().seq2seq_token_statistics(flat_logits, flat_labels)
     return tf.reshape(nll, tf.shape(labels)), tf.reshape(hits, tf.shape(labels))
 

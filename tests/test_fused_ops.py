@@ -3,30 +3,14 @@
 import logging
 import shutil
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from seq2seq import fused_ops, losses, lstm
-
-B, T, F, H = 5, 7, 6, 8
-LENGTHS = np.array([7, 3, 1, 5, 6])
+from tests.test_lstm import LENGTHS, B, F, H, T, _pair
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
-
-
-def _pair(**kwargs):
-    """A Keras LSTM and ours with the same weights."""
-    x = tf.zeros((B, T, F))
-    ref = keras.layers.LSTM(H, return_sequences=True, return_state=True, **kwargs)
-    ours = lstm.LSTM(H, return_sequences=True, return_state=True, **kwargs)
-    ref(x)
-    ours(x)
-    rng = np.random.default_rng(1)
-    ours.set_weights([w + 0.3 * rng.normal(size=w.shape) for w in ref.get_weights()])
-    ref.set_weights(ours.get_weights())
-    return ref, ours
 
 
 def _training_outputs_and_gradients(layer, x, mask, state, backward):
