@@ -5,6 +5,8 @@ Training throughput is measured over `--steps` batches after `--warmup` batches 
 the first retraces excluded); decoding over the 1,000 test_2016_flickr sentences (or
 `--split validation`) in length-sorted batches of 64, `decode.parallel_batches` at a time,
 after one untimed pass that traces the functions, with the sacreBLEU of what was decoded.
+Decoding runs with `decode.intra_op_threads` (`seq2seq.threads`), as `seq2seq.translate` does;
+when training is timed too, in a second process, since the thread pool is set once a process.
 Figures are printed, never asserted: this machine is shared and noisy, so repeat (`--repeats`)
 and quote medians.
 """
@@ -14,6 +16,7 @@ import contextlib
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +29,7 @@ import tensorflow as tf
 from seq2seq.evaluation import split_texts, translate_sentences
 from seq2seq.export import TEXT_SIGNATURE
 from seq2seq.metrics import corpus_scores
+from seq2seq.threads import configure_decoding_threads
 
 
 def parse_args(argv):
@@ -101,32 +105,22 @@ def main(argv=None):
     from seq2seq.train import compose_config
 
     cfg = compose_config(args.overrides)
+    decodes_here = args.decode_sentences and not args.steps
+    if decodes_here:  # before TensorFlow starts; training keeps TensorFlow's default threads
+        threads = configure_decoding_threads(
+            cfg.decode.parallel_batches, cfg.decode.intra_op_threads
+        )
     with contextlib.redirect_stdout(sys.stderr):  # TFDS prints as it prepares: stdout is the JSON
         splits, model, translator, train_ds = build(cfg, args)
     result = {"parameters": model.count_params()}
     if args.steps:
-        runs = [
-            time_training(model, train_ds, args.warmup, args.steps) for _ in range(args.repeats)
-        ]
-        for side in ("target", "source"):
-            result[f"train_{side}_tokens_per_second"] = statistics.median(
-                r[f"{side}_tokens"] / r["seconds"] for r in runs
-            )
-        result["train_runs"] = runs
-    if args.decode_sentences:
-        if args.run_dir:  # a trained model decodes realistic lengths; an untrained one runs long
-            model.load_weights(Path(args.run_dir) / "checkpoints" / "last.weights.h5")
-        sources, references = split_texts(splits[args.split], args.decode_sentences)
-        for name, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
-            median, rates, translations = time_decoding(
-                translator, sources, beam, args.repeats, cfg.decode.parallel_batches
-            )
-            result[f"{name}_sentences_per_second"] = median
-            result[f"{name}_runs"] = rates
-            result[f"{name}_{args.split}_bleu"] = corpus_scores(translations, references)["bleu"]
-        result["decoded_with_trained_weights"] = bool(args.run_dir)
-        result["decode_parallel_batches"] = cfg.decode.parallel_batches
-    result["peak_rss_mb"] = peak_rss_mb()
+        result.update(training_figures(model, train_ds, args))
+    if decodes_here:
+        result.update(decoding_figures(model, translator, splits, cfg, args))
+        result["decode_intra_op_threads"] = threads
+    elif args.decode_sentences:  # training set TensorFlow's threads: decode in a new process
+        result.update(decode_in_new_process(args))
+    result["peak_rss_mb"] = max(peak_rss_mb(), result.pop("decoding_peak_rss_mb", 0))
     result["config"] = {
         "overrides": args.overrides,
         "steps": args.steps,
@@ -137,6 +131,48 @@ def main(argv=None):
     result["versions"] = versions()
     print(json.dumps(result, indent=2))
     return result
+
+
+def training_figures(model, train_ds, args):
+    """Median target and source tokens/s over `args.repeats` timed runs, and every run."""
+    runs = [time_training(model, train_ds, args.warmup, args.steps) for _ in range(args.repeats)]
+    result = {"train_runs": runs}
+    for side in ("target", "source"):
+        result[f"train_{side}_tokens_per_second"] = statistics.median(
+            r[f"{side}_tokens"] / r["seconds"] for r in runs
+        )
+    return result
+
+
+def decoding_figures(model, translator, splits, cfg, args):
+    """Greedy and beam sentences/s (medians and every run) and the sacreBLEU of each."""
+    if args.run_dir:  # a trained model decodes realistic lengths; an untrained one runs long
+        model.load_weights(Path(args.run_dir) / "checkpoints" / "last.weights.h5")
+    sources, references = split_texts(splits[args.split], args.decode_sentences)
+    result = {}
+    for name, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
+        median, rates, translations = time_decoding(
+            translator, sources, beam, args.repeats, cfg.decode.parallel_batches
+        )
+        result[f"{name}_sentences_per_second"] = median
+        result[f"{name}_runs"] = rates
+        result[f"{name}_{args.split}_bleu"] = corpus_scores(translations, references)["bleu"]
+    result["decoded_with_trained_weights"] = bool(args.run_dir)
+    result["decode_parallel_batches"] = cfg.decode.parallel_batches
+    return result
+
+
+def decode_in_new_process(args):
+    """The decoding figures from `--steps 0` in a new process (TensorFlow's thread pool is set
+    once a process, and decoding wants another than training: `seq2seq.threads`)."""
+    argv = [sys.executable, "-m", "seq2seq.benchmark", "--steps", "0",
+            "--repeats", str(args.repeats), "--decode-sentences", str(args.decode_sentences),
+            "--beam-size", str(args.beam_size), "--split", args.split, "--workdir", args.workdir,
+            *(["--run-dir", args.run_dir] if args.run_dir else []), *args.overrides]  # fmt: skip
+    child = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True)
+    decoded = json.loads(child.stdout)
+    keys = [k for k in decoded if k.startswith(("greedy", "beam", "decode"))]
+    return {**{k: decoded[k] for k in keys}, "decoding_peak_rss_mb": decoded["peak_rss_mb"]}
 
 
 def peak_rss_mb():

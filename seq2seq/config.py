@@ -107,6 +107,7 @@ class DecodeConfig:
     batch_size: int = MISSING
     parallel_batches: int = MISSING
     stopping: str = MISSING
+    intra_op_threads: int | None = None
 
 
 @dataclass

@@ -33,6 +33,7 @@ from seq2seq.savedmodel import (
     read_lines,
     translate_sorted,
 )
+from seq2seq.threads import configure_decoding_threads
 
 TABLE_ROWS = (
     ("BLEU", "bleu", "bleu_signature"),
@@ -91,8 +92,9 @@ def evaluate(args) -> dict:
     json_path = args.output_json or default_json_path(run_dir or export_dir, args, decoding)
     for path, option in ((args.output_json, "--output-json"), (args.hypotheses, "--hypotheses")):
         check_writable(path, option)
-    sources, references, data, language = load_data(args, run_dir)
     quiet_tensorflow()
+    configure_decoding_threads(args.parallel_batches, args.intra_op_threads)
+    sources, references, data, language = load_data(args, run_dir)
     run_batch = batch_translator(load_export(export_dir), options)
     run_batch([min(sources, key=len)])  # warm-up: sentences/s leaves out one-time costs
     start = time.monotonic()

@@ -202,7 +202,8 @@ class DecodeOptions:
 
 
 def add_batching_arguments(parser):
-    """--batch-size and --parallel-batches, as `decode.batch_size` and `decode.parallel_batches`."""
+    """--batch-size, --parallel-batches and --intra-op-threads, as `decode.batch_size`,
+    `decode.parallel_batches` and `decode.intra_op_threads` (`seq2seq.threads`)."""
     parser.add_argument(
         "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
         help=f"sentences a batch (default: {DEFAULT_BATCH_SIZE})",
@@ -211,6 +212,11 @@ def add_batching_arguments(parser):
         "--parallel-batches", type=positive_int, default=DEFAULT_PARALLEL_BATCHES,
         help="batches decoded at once, each on its own thread "
         f"(default: {DEFAULT_PARALLEL_BATCHES})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--intra-op-threads", type=positive_int,
+        help="TensorFlow threads an operation may split over (default: cores / --parallel-batches;"
+        " TF_NUM_INTRAOP_THREADS wins)",
     )  # fmt: skip
 
 

@@ -73,6 +73,10 @@ def make_translator(model, tokenizers, decode_cfg):
         raise ValueError(
             f"decode.parallel_batches={decode_cfg.parallel_batches} must be at least 1"
         )
+    if decode_cfg.get("intra_op_threads") is not None and decode_cfg.intra_op_threads < 1:
+        raise ValueError(
+            f"decode.intra_op_threads={decode_cfg.intra_op_threads} must be at least 1 (or null)"
+        )
     return InGraphTranslator(
         model,
         *tokenizers,

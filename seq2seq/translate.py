@@ -31,6 +31,7 @@ from seq2seq.savedmodel import (
     read_lines,
     translate_sorted,
 )
+from seq2seq.threads import configure_decoding_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +71,7 @@ def translate(args):
     check_writable(args.output, "--output")
     sentences = read_lines(args.input)
     quiet_tensorflow()
+    configure_decoding_threads(args.parallel_batches, args.intra_op_threads)
     scored = args.scores or (args.n_best or 1) > 1
     run_batch = batch_translator(load_export(export_dir), options, scores=scored)
     progress = None if args.quiet else Progress(len(sentences))

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from seq2seq import benchmark
+from seq2seq.threads import decoding_intra_op_threads
 from tests.conftest import MULTI30K
 
 needs_multi30k = pytest.mark.skipif(
@@ -31,4 +32,6 @@ def test_benchmark_prints_throughput_memory_and_bleu(tmp_path, tfds_dir, capsys)
     assert 0 <= result["greedy_validation_bleu"] <= 100
     assert 0 <= result["beam3_validation_bleu"] <= 100
     assert result["config"]["split"] == "validation"
+    # decoded in a second process, with the decoding threads (training kept TensorFlow's)
+    assert result["decode_intra_op_threads"] == decoding_intra_op_threads(2)
     assert result["versions"]["tensorflow"]

@@ -57,7 +57,7 @@ def _translate(*args):
 
 
 def test_stdin_to_stdout_in_input_order_equals_serving_default(tiny_run, served):
-    proc = _translate("--model", str(tiny_run[0]), "--batch-size", "2")
+    proc = _translate("--model", str(tiny_run[0]), "--batch-size", "2", "--intra-op-threads", "1")
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     lines = proc.stdout.decode("utf-8").split("\n")
     assert lines[-1] == ""  # every line, the last one too, ends with a newline
@@ -76,7 +76,7 @@ def test_translate_imports_neither_keras_nor_training_code(tiny_run, tmp_path):
     result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert result == {
         "code": 0,
-        "imported": ["seq2seq", "seq2seq.savedmodel", "seq2seq.translate"],
+        "imported": ["seq2seq", "seq2seq.savedmodel", "seq2seq.threads", "seq2seq.translate"],
     }
     assert len(read_lines(target)) == len(SENTENCES)
 
