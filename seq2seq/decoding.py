@@ -14,7 +14,8 @@ Decoding talks to the model only through a step function and knows nothing about
   changes (encoder outputs, source mask). In greedy search `N = B`; in beam search `N = B * K`
   and the K consecutive rows `b*K .. b*K+K-1` are the beams of sentence `b`: memory is never
   tiled, the step function groups its rows by sentence (e.g. as the query axis of attention).
-- `logits`: float `(N, vocab_size)`.
+- `logits`: float `(N, V)`; -inf for tokens that cannot come (a step may pad `V` with them,
+  e.g. to a multiple of `TOP_K_CHUNK`, so that the search need not pad at every step).
 
 Both searches run eagerly, inside `tf.function`, and inside a SavedModel traced with an unknown
 batch size (`tf.while_loop` over fixed-size token buffers). Beam search also takes its beam size,
@@ -98,13 +99,17 @@ def _length_penalty(length, alpha):
     return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
 
 
-def _log_probs(logits, step, config):
-    """Float32 log-softmax with PAD and BOS masked, and EOS masked before `min_length` tokens."""
+def _masked_logits(logits, step, config):
+    """Float32 logits with PAD and BOS masked, and EOS masked before `min_length` tokens."""
     vocab = tf.range(tf.shape(logits)[-1])
     banned = tf.equal(vocab, PAD_ID) | tf.equal(vocab, config.bos_id)
     banned |= tf.equal(vocab, config.eos_id) & (step < config.min_length)
-    logits = tf.where(banned, NEG_INF, tf.cast(logits, tf.float32))
-    return tf.nn.log_softmax(logits, axis=-1)
+    return tf.where(banned, NEG_INF, tf.cast(logits, tf.float32))
+
+
+def _log_probs(logits, step, config):
+    """Float32 log-softmax of the masked logits (`_masked_logits`)."""
+    return tf.nn.log_softmax(_masked_logits(logits, step, config), axis=-1)
 
 
 def _write_tokens(seq, tokens, step):
@@ -259,7 +264,7 @@ def _chunk_size(vocab_size):
     return next((size for size in sizes if vocab_size % size == 0), largest)
 
 
-def _top_k_by_chunks(x, k, chunk):
+def _top_k_by_chunks(x, k, chunk, chunk_scale=None):
     """`tf.math.top_k(x, k)` on rows `x` `(B, M)`, with one cheap pass over the full rows.
 
     Each row is cut into `M / chunk` chunks (`chunk` must divide `M`, and `M / chunk >= k`); the
@@ -268,42 +273,63 @@ def _top_k_by_chunks(x, k, chunk):
     only. Kept in index order, they give the same values, indices and tie order as
     `tf.math.top_k`. Selecting 10 of `(64, 5 * 6000)` scores on 2 CPU cores took 1.6 ms instead
     of 6.9 ms (1.5 ms instead of 3.5 ms under XLA).
+
+    With `chunk_scale` `(B, M / chunk)` (positive), the top `k` of `x` times the scale of each
+    entry's chunk, without that product over the full rows: scaling the maxima is exact, since
+    rounding keeps the order.
     """
     rows = tf.shape(x)[0]
     chunks = tf.reshape(x, [rows, -1, chunk])  # (B, M / chunk, chunk)
-    _, best = tf.math.top_k(tf.reduce_max(chunks, axis=-1), k)
+    maxima = tf.reduce_max(chunks, axis=-1)
+    if chunk_scale is not None:
+        maxima *= chunk_scale
+    _, best = tf.math.top_k(maxima, k)
     best = tf.sort(best, axis=-1)  # (B, k) in index order
-    values, pos = tf.math.top_k(tf.reshape(_gather_beams(chunks, best), [rows, -1]), k)
+    picked = _gather_beams(chunks, best)  # (B, k, chunk)
+    if chunk_scale is not None:
+        picked *= _gather_beams(chunk_scale, best)[:, :, None]
+    values, pos = tf.math.top_k(tf.reshape(picked, [rows, -1]), k)
     return values, tf.gather(best, pos // chunk, batch_dims=1) * chunk + pos % chunk
 
 
-def _top_candidates(alive_logp, log_probs, alive_seq, step, beam_size):
-    """Returns the 2K best one-token extensions of the alive beams (`log_probs` `(B, K, V)`)."""
-    scores = alive_logp[:, :, None] + log_probs
-    chunk = _chunk_size(log_probs.shape[-1])
+def _top_candidates(alive_logp, probs, alive_seq, step, beam_size):
+    """Returns the 2K best one-token extensions of the alive beams (`probs` `(B, K, V)`).
+
+    Candidates are ranked by `p(beam) * p(token)` relative to the sentence's best beam, the
+    order of `log p(beam) + log p(token)`, so that only the 2K chosen ones need a log: on a
+    CPU, TensorFlow's log-softmax over `(B * K, V)` took 2.5 times oneDNN's softmax.
+    """
+    best = tf.reduce_max(alive_logp, axis=1)  # (B,)
+    best = tf.where(tf.equal(best, NEG_INF), 0.0, best)  # no alive beam: every score is 0
+    beam_scale = tf.exp(alive_logp - best[:, None])  # (B, K)
+    chunk = _chunk_size(probs.shape[-1])
     if chunk is None:
-        flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
-        logp, index = tf.math.top_k(flat, k=2 * beam_size)  # (B, 2K), sorted
+        relative = probs * beam_scale[:, :, None]
+        flat = tf.reshape(relative, [tf.shape(relative)[0], -1])
+        value, index = tf.math.top_k(flat, k=2 * beam_size)  # (B, 2K), sorted
     else:
-        scores = _pad_to_multiple(scores, chunk)  # (B, K, V'): V' divisible by the chunk
-        flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
-        logp, index = _top_k_by_chunks(flat, 2 * beam_size, chunk)
-    vocab = tf.shape(scores)[-1]
+        probs = _pad_to_multiple(probs, chunk)  # (B, K, V'): V' divisible by the chunk
+        chunk_scale = tf.repeat(beam_scale, probs.shape[-1] // chunk, axis=1)
+        flat = tf.reshape(probs, [tf.shape(probs)[0], -1])
+        value, index = _top_k_by_chunks(flat, 2 * beam_size, chunk, chunk_scale)
+    vocab = tf.shape(probs)[-1]
     parent, token = index // vocab, index % vocab
     seq = _write_tokens(_gather_beams(alive_seq, parent), token, step)
+    logp = tf.math.log(value) + best[:, None]
     return _Candidates(logp=logp, parent=parent, token=token, seq=seq)
 
 
-def _pad_to_multiple(scores, chunk):
-    """`scores` `(B, K, V)` with -inf appended to each row up to a multiple of `chunk`.
+def _pad_to_multiple(scores, chunk, value=0.0):
+    """`scores` `(B, K, V)` with `value` appended to each row up to a multiple of `chunk`.
 
-    `top_k` ranks the padding after every real score, even -inf ones (of equal values it takes
-    the lower index first), so no padded token is ever selected while a row has `2K` entries.
+    `top_k` ranks the padding after every real score equal to it (of equal values it takes the
+    lower index first), so no padded token is ever selected while a row has `2K` entries above
+    `value` (0, for probabilities: each live beam has `V - 3` of them).
     """
     extra = -scores.shape[-1] % chunk
     if not extra:
         return scores
-    return tf.pad(scores, [[0, 0], [0, 0], [0, extra]], constant_values=NEG_INF)
+    return tf.pad(scores, [[0, 0], [0, 0], [0, extra]], constant_values=value)
 
 
 def _update_alive(candidates, finishing, beam_size):
@@ -357,10 +383,10 @@ def _beam_step(loop, *, step_fn, memory, max_lengths, config):
     """One step of GNMT beam search for every sentence not yet done."""
     k = config.beam_size
     logits, state = step_fn(loop.tokens, loop.state, memory)
-    log_probs = _log_probs(logits, loop.step, config)
-    vocab = log_probs.shape[-1] or tf.shape(log_probs)[-1]  # static if known, for chunking
-    log_probs = tf.reshape(log_probs, [-1, k, vocab])  # (B, K, V)
-    cands = _top_candidates(loop.alive_logp, log_probs, loop.alive_seq, loop.step, k)
+    probs = tf.nn.softmax(_masked_logits(logits, loop.step, config), axis=-1)
+    vocab = probs.shape[-1] or tf.shape(probs)[-1]  # static if known, for chunking
+    probs = tf.reshape(probs, [-1, k, vocab])  # (B, K, V)
+    cands = _top_candidates(loop.alive_logp, probs, loop.alive_seq, loop.step, k)
     at_max = loop.step + 1 >= max_lengths  # (B,)
     finishing = tf.equal(cands.token, config.eos_id) | at_max[:, None]  # (B, 2K)
     alive_logp, alive_seq, tokens, parent = _update_alive(cands, finishing, k)

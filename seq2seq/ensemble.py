@@ -45,9 +45,9 @@ class Ensemble(keras.Model):
     def decode_step(self, tokens, state, memory):
         return _mean_step([m.decode_step for m in self.members], tokens, state, memory)
 
-    def decode_step_fn(self):
+    def decode_step_fn(self, vocabulary_multiple=1):
         """`decode_step` with every member's weights read once, here (`Translator`'s)."""
-        steps = [member.decode_step_fn() for member in self.members]
+        steps = [member.decode_step_fn(vocabulary_multiple) for member in self.members]
         return lambda tokens, state, memory: _mean_step(steps, tokens, state, memory)
 
     def lstm_layers(self):

@@ -90,7 +90,8 @@ class InGraphTranslator:
         """
         ids, lengths = self.encode_text(text)
         state, memory = self.model.encode(ids)
-        step = self.model.decode_step_fn()  # the weights are read once, not at every step
+        # The weights are read once, not at every step; the logits come in beam search's chunks.
+        step = self.model.decode_step_fn(decoding.TOP_K_CHUNK)
         limits = dict(bos_id=BOS_ID, eos_id=EOS_ID, max_lengths=self.max_output_lengths(lengths))
 
         def greedy():

@@ -213,10 +213,11 @@ class Translator(keras.Model):
         )
         return logits, state
 
-    def decode_step_fn(self):
+    def decode_step_fn(self, vocabulary_multiple=1):
         """`decode_step` with the weights read once, here: call it outside a decoding loop and
-        hand the loop the function."""
-        weights = self.decoder.step_weights()
+        hand the loop the function. Its logits cover a multiple of `vocabulary_multiple` tokens,
+        those past the vocabulary at -inf (`Decoder.step_weights`)."""
+        weights = self.decoder.step_weights(vocabulary_multiple)
         return lambda tokens, state, memory: self.decode_step(tokens, state, memory, weights)
 
     def decode_step_with_attention(self, tokens, state, memory):

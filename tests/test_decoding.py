@@ -356,6 +356,17 @@ def test_top_k_by_chunks_equals_top_k_with_ties(chunk):
     np.testing.assert_array_equal(indices, ref_indices)
 
 
+@pytest.mark.parametrize("chunk", [1, 4, 6])
+def test_top_k_by_chunks_with_chunk_scales_equals_top_k_of_the_products(chunk):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 4, size=(5, 24)).astype(np.float32) / 4  # probabilities, many ties
+    scale = rng.choice([0.0, 0.5, 1.0], size=(5, 24 // chunk)).astype(np.float32)
+    values, indices = decoding._top_k_by_chunks(tf.constant(x), 4, chunk, tf.constant(scale))
+    ref_values, ref_indices = tf.math.top_k(x * np.repeat(scale, chunk, axis=1), 4)
+    np.testing.assert_array_equal(values, ref_values)
+    np.testing.assert_array_equal(indices, ref_indices)
+
+
 @pytest.mark.parametrize("vocab", [60, 61])
 def test_chunked_candidate_selection_equals_plain_top_k(monkeypatch, vocab):
     # Flat random distributions over 60 tokens spread the 2K = 8 best candidates over many of the

@@ -9,18 +9,20 @@ import pytest
 
 from seq2seq.threads import decoding_intra_op_threads
 
+SHARES = [(2, 2, 1), (1, 2, 2), (2, 16, 8), (3, 16, 5), (4, 2, 1)]
 
-@pytest.mark.parametrize(
-    ("parallel_batches", "cpus", "threads"), [(2, 2, 1), (1, 2, 2), (2, 16, 8), (3, 16, 5), (4, 2, 1)]
-)
+
+@pytest.mark.parametrize(("parallel_batches", "cpus", "threads"), SHARES)
 def test_each_concurrent_batch_gets_its_share_of_the_cores(parallel_batches, cpus, threads):
     assert decoding_intra_op_threads(parallel_batches, cpus) == threads
 
 
 def run_python(code, **env):
     environment = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTRAOP_THREADS"}
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**environment, "TF_CPP_MIN_LOG_LEVEL": "2", **env}, check=True)  # fmt: skip
+    environment.update(TF_CPP_MIN_LOG_LEVEL="2", **env)
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, check=True
+    )
     return child.stderr, json.loads(child.stdout.strip().splitlines()[-1])
 
 
