@@ -9,6 +9,7 @@ No maintained Python library wraps it; it is one libc call.
 import ctypes
 import ctypes.util
 import functools
+import gc
 
 import keras
 
@@ -30,6 +31,24 @@ def release_free_memory():
         return False
     trim(0)
     return True
+
+
+def release_training_graphs(model):
+    """Drops the traced training and validation steps once training is over, and their pages.
+
+    Their graphs, and TensorFlow's optimized copies of them, stay alive as long as the model
+    refers to them; the final evaluation and the export that end a run then need memory on top.
+    Keras traces them again if the model trains once more.
+    """
+    model.train_function = model.test_function = None
+    release_unreachable()
+
+
+def release_unreachable():
+    """Frees what nothing refers to any more (traced functions sit in reference cycles),
+    then hands the free pages back."""
+    gc.collect()
+    return release_free_memory()
 
 
 class ReleaseFreeMemory(keras.callbacks.Callback):

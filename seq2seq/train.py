@@ -126,6 +126,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
         profile_steps=cfg.trainer.profile_steps,
     )
     train_seconds = time.monotonic() - start
+    memory.release_training_graphs(model)
     weights = _final_weights(model, run_dir / "checkpoints", cfg.trainer)
     results = {"validation": dev.evaluate_now(len(history))}
     results["test"] = _test_evaluation(cfg, translate_fn, splits["test"], run_dir)

@@ -3,7 +3,10 @@
 import subprocess
 import sys
 import textwrap
+import weakref
 
+import keras
+import numpy as np
 import pytest
 
 from seq2seq import memory
@@ -55,3 +58,15 @@ def test_the_setting_adds_the_callback_and_zero_leaves_it_out():
     [callback] = _memory_callbacks(trainer)
     assert callback.every_n_steps == 50
     assert _memory_callbacks(compose(["trainer.release_memory_every_n_steps=0"]).trainer) == []
+
+
+def test_the_training_graphs_are_freed_and_traced_again_when_the_model_trains_again():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 2), "float32"), np.ones((4, 1), "float32")
+    model.fit(x, y, validation_data=(x, y), verbose=0)
+    traced = weakref.ref(model.train_function), weakref.ref(model.test_function)
+    memory.release_training_graphs(model)
+    assert model.train_function is None and model.test_function is None
+    assert [ref() for ref in traced] == [None, None]  # nothing else kept them alive
+    assert np.isfinite(model.fit(x, y, verbose=0).history["loss"][0])
