@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from seq2seq import decoding
 from seq2seq.files import replace_dir
+from seq2seq.memory import release_unreachable
 from seq2seq.savedmodel import load_export
 from seq2seq.tokenizers import BOS_ID, EOS_ID
 
@@ -156,6 +157,7 @@ def export_saved_model(translator, path, check_sentence="1"):
     try:
         with _without_cudnn(translator.model):
             _write_archive(translator, tmp)
+        release_unreachable()  # the archive's traced graphs, before the reload loads new ones
         _verify(tmp, check_sentence)
         replace_dir(tmp, path)
     finally:
@@ -166,8 +168,10 @@ def export_saved_model(translator, path, check_sentence="1"):
 
 def _write_archive(translator, out_dir):
     archive = keras.export.ExportArchive()
-    archive.track(translator.model)
-    # tf_text tokenizers are tf.Modules holding the SentencePiece proto as a resource.
+    # The model is not tracked: the endpoints capture its variables, and tracking it as well
+    # stores every weight a second time, doubling the file and the memory of whoever loads it
+    # (keras#23553, open in Keras 3.15.1). tf_text tokenizers are tf.Modules holding the
+    # SentencePiece proto as a resource, which no endpoint captures by itself.
     archive.track(translator.source_tokenizer)
     archive.track(translator.target_tokenizer)
     archive.add_endpoint("serving_default", translator.translate, input_signature=TEXT_SIGNATURE)

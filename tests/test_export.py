@@ -4,6 +4,9 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+import tensorflow as tf
+
 from seq2seq.evaluation import split_texts
 from seq2seq.train import load_splits
 
@@ -73,3 +76,13 @@ def test_export_handles_empty_batch_and_odd_strings(tiny_run, tmp_path):
     ]
     assert alone == out[2:4]
     assert _load_in_fresh_process(run_dir / "export", [], cwd=tmp_path)["translations"] == []
+
+
+def test_the_export_stores_every_weight_once(tiny_run):
+    run_dir, metrics, _ = tiny_run
+    stored = tf.train.list_variables(str(run_dir / "export" / "variables" / "variables"))
+    reader = tf.train.load_checkpoint(str(run_dir / "export" / "variables" / "variables"))
+    floats = [name for name, dtype in reader.get_variable_to_dtype_map().items()
+              if dtype.is_floating]  # fmt: skip
+    sizes = dict(stored)
+    assert sum(int(np.prod(sizes[name])) for name in floats) == metrics["parameters"]
