@@ -48,7 +48,7 @@ def release_unreachable():
     """Frees what nothing refers to any more (traced functions sit in reference cycles),
     then hands the free pages back."""
     gc.collect()
-    return release_free_memory()
+    release_free_memory()
 
 
 class ReleaseFreeMemory(keras.callbacks.Callback):
