@@ -14,7 +14,7 @@ import shutil
 import sys
 import urllib.request
 
-from seq2seq.datasets.multi30k_files import LANGUAGES, file_names, url
+from seq2seq.data.multi30k_files import LANGUAGES, file_names, url
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

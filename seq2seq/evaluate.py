@@ -14,26 +14,16 @@ import sys
 import time
 from pathlib import Path
 
-from seq2seq import metrics
-from seq2seq.files import atomic_write_json, atomic_write_text
-from seq2seq.savedmodel import (
-    CONFIG_FILE,
-    DecodeOptions,
-    Progress,
-    UsageError,
-    add_batching_arguments,
-    add_decoding_arguments,
-    batch_translator,
-    check_writable,
-    find_export,
-    find_run_dir,
-    load_export,
-    one_line,
-    quiet_tensorflow,
-    read_lines,
-    translate_sorted,
-)
-from seq2seq.threads import configure_decoding_threads
+from seq2seq import cli
+from seq2seq.config import load_run_config
+from seq2seq.evaluation.metrics import full_scores
+from seq2seq.files import atomic_write_json
+from seq2seq.inference.batching import Progress, translate_sorted
+from seq2seq.inference.exported import batch_translator, load_export
+from seq2seq.inference.settings import DecodeOptions
+from seq2seq.inference.threads import configure_decoding_threads
+from seq2seq.lines import read_lines, write_lines
+from seq2seq.run_folder import RunFolder, run_folder_of
 
 TABLE_ROWS = (
     ("BLEU", "bleu", "bleu_signature"),
@@ -60,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--target-language", help="Moses tokenizer language (default: the run's target language)"
     )
-    add_batching_arguments(parser)
-    add_decoding_arguments(parser, n_best=False)
+    cli.add_batching_arguments(parser)
+    cli.add_decoding_arguments(parser, n_best=False)
     parser.add_argument("--output-json", help="default: <run or export>/evaluation_<data>.json")
     parser.add_argument("--hypotheses", help="also write the translations here, one per line")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -74,27 +64,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if (args.source is None) != (args.reference is None):
         parser.error("--source and --reference go together")
-    try:
-        report = evaluate(args)
-    except UsageError as error:
-        print(f"seq2seq.evaluate: error: {error}", file=sys.stderr)
-        return 2
-    print(format_table(report))
-    return 0
+    code, report = cli.run_tool("seq2seq.evaluate", evaluate, args)
+    if report:
+        print(format_table(report))
+    return code
 
 
 def evaluate(args) -> dict:
     """Translates the data, scores it, writes the JSON (and hypotheses); returns the report."""
-    options = DecodeOptions(args.beam_size, args.alpha)
+    options = DecodeOptions(args.beam_size, args.alpha, default_alpha=cli.defaults().alpha)
     decoding = options.describe()  # also checks the options
-    export_dir = find_export(args.model)
-    run_dir = find_run_dir(export_dir)
-    json_path = args.output_json or default_json_path(run_dir or export_dir, args, decoding)
+    export_dir = cli.find_model(args.model)
+    run_folder = run_folder_of(export_dir)
+    json_path = args.output_json or default_json_path(run_folder, export_dir, args, decoding)
     for path, option in ((args.output_json, "--output-json"), (args.hypotheses, "--hypotheses")):
-        check_writable(path, option)
-    quiet_tensorflow()
+        cli.check_writable(path, option)
+    cli.quiet_tensorflow()
     configure_decoding_threads(args.parallel_batches, args.intra_op_threads)
-    sources, references, data, language = load_data(args, run_dir)
+    sources, references, data, language = load_data(args, run_folder)
     run_batch = batch_translator(load_export(export_dir), options)
     run_batch([min(sources, key=len)])  # warm-up: sentences/s leaves out one-time costs
     start = time.monotonic()
@@ -103,85 +90,67 @@ def evaluate(args) -> dict:
     seconds = time.monotonic() - start
     hypotheses = [hypotheses[0].text for hypotheses in results]
     report = {"model": str(export_dir.resolve()), "data": data, "decoding": decoding}
-    report.update(score(hypotheses, references, language))
+    report.update(full_scores(hypotheses, references, language))
     report.update(seconds=seconds, sentences_per_second=len(sources) / max(seconds, 1e-9))
     report["json"] = write_json(json_path, report, explicit=args.output_json is not None)
     if args.hypotheses:
-        atomic_write_text(args.hypotheses, "".join(one_line(h) + "\n" for h in hypotheses))
+        write_lines(args.hypotheses, hypotheses)
     return report
 
 
-def score(hypotheses, references, language) -> dict:
-    """sacreBLEU BLEU/chrF/TER, tokenized lowercased BLEU and exact match, with signatures."""
-    scores = metrics.corpus_scores(hypotheses, references)
-    scores.update(metrics.ter_score(hypotheses, references))
-    scores.update(metrics.tokenized_lowercased_bleu(hypotheses, references, language))
-    scores["exact_match"] = metrics.exact_match(hypotheses, references)
-    scores["sentences"] = len(hypotheses)
-    return scores
-
-
-def default_json_path(folder, args, decoding) -> Path:
-    """`evaluation_<split>.json` or `evaluation_files_<source name>.json`, plus any options."""
+def default_json_path(run_folder, export_dir, args, decoding) -> Path:
+    """`evaluation_<split>.json` or `evaluation_files_<source name>.json`, plus any options, in
+    the run folder (or the export folder when there is none)."""
     name = args.split or f"files_{Path(args.source).name}"
     if "beam_size" in decoding:
         name += f"_beam{decoding['beam_size']}_alpha{decoding['alpha']:g}"
-    return Path(folder) / f"evaluation_{name}.json"
+    return (run_folder or RunFolder(export_dir)).evaluation(name)
 
 
-def load_data(args, run_dir):
+def load_data(args, run_folder):
     """(sources, references, description, Moses language) from --split or --source/--reference.
 
     Raises:
         UsageError: Missing or unreadable files, different line counts, no run config for
             --split, or no target language known.
     """
-    config = _run_config(run_dir) if run_dir else None
+    config = load_run_config(run_folder.config) if run_folder else None
     if args.split:
         if config is None:
-            raise UsageError(
-                f"--split needs the run folder's {CONFIG_FILE} next to the export: "
+            raise cli.UsageError(
+                "--split needs the run folder's config.yaml next to the export: "
                 "give a run folder, or use --source/--reference"
             )
         sources, references, data = _load_split(config, args.split, args.data_dir)
-        data["config"] = str((run_dir / CONFIG_FILE).resolve())
+        data["config"] = str(run_folder.config.resolve())
     else:
         sources, references = read_lines(args.source), read_lines(args.reference)
         if len(sources) != len(references):
-            raise UsageError(
+            raise cli.UsageError(
                 f"{args.source} has {len(sources)} lines but {args.reference} has {len(references)}"
             )
         data = {"source": str(Path(args.source).resolve())}
         data["reference"] = str(Path(args.reference).resolve())
     if not sources:
-        raise UsageError(f"no sentences to score in {args.source or args.split}")
-    language = args.target_language or (config and config.data.get("target_language"))
+        raise cli.UsageError(f"no sentences to score in {args.source or args.split}")
+    language = args.target_language or (config and config.data.target_language)
     if not language:
-        raise UsageError("--target-language is needed (no run config to read it from)")
+        raise cli.UsageError("--target-language is needed (no run config to read it from)")
     return sources, references, data, language
-
-
-def _run_config(run_dir):
-    from omegaconf import OmegaConf
-
-    try:
-        return OmegaConf.load(run_dir / CONFIG_FILE)
-    except Exception as error:  # YAML syntax or I/O: report it as a bad run folder
-        raise UsageError(f"{run_dir / CONFIG_FILE}: cannot read: {error}") from None
 
 
 def _load_split(config, split, data_dir):
     """Reads a split with the run's data config (as training did); returns its texts."""
-    from seq2seq.evaluation import split_texts
-    from seq2seq.train import load_splits
+    from seq2seq.data.sources import load_configured_splits
+    from seq2seq.evaluation.scoring import split_texts
 
     if data_dir:
         config.data.data_dir = data_dir
     try:
-        splits = load_splits(config.data)
+        splits = load_configured_splits(config.data)
     except (ValueError, OSError, ConnectionError) as error:
         source = config.data.source
-        raise UsageError(
+        raise cli.UsageError(
             f"cannot load the {split} split of data.source={source}: {error}"
         ) from None
     sources, references = split_texts(splits[split])
@@ -199,7 +168,7 @@ def write_json(path, report, *, explicit):
         atomic_write_json(path, report)
     except OSError as error:
         if explicit:
-            raise UsageError(f"--output-json {path}: cannot write: {error.strerror}") from None
+            raise cli.UsageError(f"--output-json {path}: cannot write: {error.strerror}") from None
         print(
             f"note: {path} is not writable ({error.strerror}); use --output-json", file=sys.stderr
         )

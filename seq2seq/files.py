@@ -44,12 +44,17 @@ def replace_dir(tmp_dir, final_dir):
         shutil.rmtree(old)
 
 
+def parked_copy(final_dir):
+    """Where `replace_dir` parks the previous copy of `final_dir` while it replaces it."""
+    final_dir = Path(final_dir)
+    return final_dir.with_name(f".{final_dir.name}.old")
+
+
 def recover_dir(final_dir):
     """Puts back the previous copy of `final_dir` if a process was killed between the two renames
     of `replace_dir`; returns the path where that copy is parked during a replacement."""
-    final_dir = Path(final_dir)
-    old = final_dir.with_name(f".{final_dir.name}.old")
-    if old.exists() and not final_dir.exists():
+    old = parked_copy(final_dir)
+    if old.exists() and not Path(final_dir).exists():
         os.replace(old, final_dir)
     return old
 

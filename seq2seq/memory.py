@@ -1,17 +1,15 @@
-"""Handing the C heap's free pages back to the system during training.
+"""Handing the C heap's free pages back to the system (training, and between export steps).
 
-glibc's malloc keeps the pages of freed blocks resident. Over the 4-epoch reference training,
-resident memory rose by 25-80 MiB an epoch although the model and batches stay the same size
-(README, Performance). `malloc_trim(0)` returns every free page of every arena (glibc >= 2.8).
-No maintained Python library wraps it; it is one libc call.
+glibc's malloc keeps the pages of freed blocks resident: over a training run, resident memory
+grows although the model and batches stay the same size (docs/performance.md). `malloc_trim(0)`
+returns every free page of every arena (glibc >= 2.8). No maintained Python library wraps it; it
+is one libc call. Standard library only.
 """
 
 import ctypes
 import ctypes.util
 import functools
 import gc
-
-import keras
 
 
 @functools.cache
@@ -33,36 +31,8 @@ def release_free_memory():
     return True
 
 
-def release_training_graphs(model):
-    """Drops the traced training and validation steps once training is over, and their pages.
-
-    Their graphs, and TensorFlow's optimized copies of them, stay alive as long as the model
-    refers to them; the final evaluation and the export that end a run then need memory on top.
-    Keras traces them again if the model trains once more.
-    """
-    model.train_function = model.test_function = None
-    release_unreachable()
-
-
 def release_unreachable():
     """Frees what nothing refers to any more (traced functions sit in reference cycles),
     then hands the free pages back."""
     gc.collect()
     release_free_memory()
-
-
-class ReleaseFreeMemory(keras.callbacks.Callback):
-    """`release_free_memory` every `every_n_steps` batches and at every epoch's end."""
-
-    def __init__(self, every_n_steps):
-        super().__init__()
-        self.every_n_steps = every_n_steps
-        self._batches = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._batches += 1
-        if self._batches % self.every_n_steps == 0:
-            release_free_memory()
-
-    def on_epoch_end(self, epoch, logs=None):
-        release_free_memory()

@@ -16,22 +16,12 @@ Output formats:
 import argparse
 import sys
 
-from seq2seq.savedmodel import (
-    DecodeOptions,
-    Progress,
-    UsageError,
-    add_batching_arguments,
-    add_decoding_arguments,
-    batch_translator,
-    check_writable,
-    find_export,
-    load_export,
-    one_line,
-    quiet_tensorflow,
-    read_lines,
-    translate_sorted,
-)
-from seq2seq.threads import configure_decoding_threads
+from seq2seq import cli
+from seq2seq.inference.batching import Progress, translate_sorted
+from seq2seq.inference.exported import batch_translator, load_export
+from seq2seq.inference.settings import DecodeOptions
+from seq2seq.inference.threads import configure_decoding_threads
+from seq2seq.lines import read_lines, write_lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="export folder or run folder")
     parser.add_argument("--input", help="UTF-8 text, one sentence per line (default: stdin)")
     parser.add_argument("--output", help="where translations go (default: stdout)")
-    add_batching_arguments(parser)
-    add_decoding_arguments(parser, n_best=True)
+    cli.add_batching_arguments(parser)
+    cli.add_decoding_arguments(parser, n_best=True)
     parser.add_argument(
         "--scores", action="store_true", help="print `hypothesis<TAB>score` lines (n-best format)"
     )
@@ -54,23 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Runs the command; returns the exit code (2 for bad arguments, paths or input)."""
     args = build_parser().parse_args(argv)
-    try:
-        translate(args)
-    except UsageError as error:
-        print(f"seq2seq.translate: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    code, _ = cli.run_tool("seq2seq.translate", translate, args)
+    return code
 
 
 def translate(args):
     """Checks the arguments and the input, loads the model, translates, writes the output."""
-    options = DecodeOptions(args.beam_size, args.alpha, args.n_best)
+    options = DecodeOptions(args.beam_size, args.alpha, args.n_best, cli.defaults().alpha)
     if not options.baked:
         options.resolve()  # fail on a bad combination before loading anything
-    export_dir = find_export(args.model)
-    check_writable(args.output, "--output")
+    export_dir = cli.find_model(args.model)
+    cli.check_writable(args.output, "--output")
     sentences = read_lines(args.input)
-    quiet_tensorflow()
+    cli.quiet_tensorflow()
     configure_decoding_threads(args.parallel_batches, args.intra_op_threads)
     scored = args.scores or (args.n_best or 1) > 1
     run_batch = batch_translator(load_export(export_dir), options, scores=scored)
@@ -78,28 +64,17 @@ def translate(args):
     results = translate_sorted(
         run_batch, sentences, args.batch_size, progress, args.parallel_batches
     )
-    write_lines(args.output, format_results(results, scored))
+    try:
+        write_lines(args.output or "-", format_results(results, scored))
+    except OSError as error:
+        raise cli.UsageError(f"--output {args.output}: cannot write: {error.strerror}") from None
 
 
 def format_results(results, scored):
     """Output lines: the best translation per input, or every hypothesis with its score."""
     if not scored:
-        return [one_line(hypotheses[0].text) for hypotheses in results]
-    return [f"{one_line(h.text)}\t{h.score:.4f}" for hypotheses in results for h in hypotheses]
-
-
-def write_lines(path, lines):
-    """Writes lines (UTF-8, "\\n" ends every line) to a file, or to stdout when path is None."""
-    data = "".join(line + "\n" for line in lines).encode("utf-8")
-    if path in (None, "-"):
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-    except OSError as error:
-        raise UsageError(f"--output {path}: cannot write: {error.strerror}") from None
+        return [hypotheses[0].text for hypotheses in results]
+    return [f"{h.text}\t{h.score:.4f}" for hypotheses in results for h in hypotheses]
 
 
 if __name__ == "__main__":

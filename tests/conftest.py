@@ -11,7 +11,7 @@ MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
 
 def compose(overrides=()):
     """The composed training config, exactly as `python -m seq2seq.train` builds it."""
-    from seq2seq.train import compose_config
+    from seq2seq.config import compose as compose_config
 
     return compose_config(overrides)
 
@@ -41,10 +41,16 @@ def tfds_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tfds_dir):
     """A tiny numbers model trained once and exported: (run_dir, metrics, cfg)."""
-    from seq2seq.train import train
+    from seq2seq.training.run import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
-    cfg = compose([*TINY_NUMBERS, f"data.data_dir={tfds_dir}", "trainer.bleu_every_n_epochs=4",
-                   "trainer.bleu_every_n_steps=50"])  # fmt: skip
+    cfg = compose(
+        [
+            *TINY_NUMBERS,
+            f"data.data_dir={tfds_dir}",
+            "trainer.bleu_every_n_epochs=4",
+            "trainer.bleu_every_n_steps=50",
+        ]
+    )
     metrics = train(cfg, run_dir)
     return run_dir, metrics, cfg

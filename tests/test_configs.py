@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,8 @@ def _options(group):
 def test_every_option_of_every_group_composes(group):
     for option in _options(group):
         cfg = compose([f"{group}={option}", *REQUIRED.get(option, [])])
-        assert cfg[group] is not None
-        missing = [k for k, v in cfg[group].items() if v == "???"]
+        section = dataclasses.asdict(getattr(cfg, group))
+        missing = [k for k, v in section.items() if v == "???"]
         assert not missing, (group, option, missing)
 
 
@@ -53,17 +54,15 @@ def test_unknown_key_is_rejected():
 
 
 def test_decode_parallel_batches_below_one_is_refused_by_name():
-    from seq2seq.train import make_translator
+    from seq2seq.training.validation import validate
 
     assert compose([]).decode.parallel_batches == 2
-    with pytest.raises(ValueError, match=r"^decode.parallel_batches=0 must be at least 1$"):
-        make_translator(None, (None, None), compose(["decode.parallel_batches=0"]).decode)
+    with pytest.raises(ValueError, match=r"^decode.parallel_batches=0: must be at least 1$"):
+        validate(compose(["decode.parallel_batches=0"]))
 
 
 def test_the_command_line_defaults_are_the_decode_config_defaults():
-    from seq2seq import savedmodel
+    from seq2seq import cli
 
     decode = compose([]).decode
-    assert savedmodel.DEFAULT_ALPHA == decode.alpha
-    assert savedmodel.DEFAULT_BATCH_SIZE == decode.batch_size
-    assert savedmodel.DEFAULT_PARALLEL_BATCHES == decode.parallel_batches
+    assert cli.defaults() == decode

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from num2words import num2words
 
-from seq2seq import data
-from seq2seq.datasets import catalog, multi30k, multi30k_files, network, numbers
+from seq2seq.data import catalog, multi30k, multi30k_files, network, numbers
+from seq2seq.data import sources as data
 
 REPO = Path(__file__).resolve().parents[1]
 MULTI30K_DIR = Path(__file__).resolve().parents[2] / "shared/data/multi30k"
@@ -46,16 +46,9 @@ def first_line(path: Path) -> str:
 
 
 def test_unknown_source_lists_choices(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown data source 'nope'; choose one of: multi30k"):
+    message = r"data.source='nope' is unknown; choose one of \['multi30k'"
+    with pytest.raises(ValueError, match=message):
         data.load_splits("nope", data_dir=str(tmp_path))
-
-
-def test_describe_is_one_line():
-    line = data.describe("numbers", **NUMBER_OPTIONS)
-    assert line.startswith("numbers(") and "seed=3" in line and "\n" not in line
-
-
-# === numbers ===
 
 
 def test_numbers_sizes_and_disjoint_splits(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for seq2seq/decoding.py on tiny deterministic toy step functions."""
+"""Greedy and beam search (seq2seq.inference) on tiny deterministic toy step functions."""
 
 import itertools
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import decoding
-from seq2seq.decoding import beam_search, greedy_search
+from seq2seq.inference import top_k
+from seq2seq.inference.beam import beam_search
+from seq2seq.inference.greedy import greedy_search
 
 PAD, BOS, EOS = 0, 1, 2
 VOCAB = 7  # PAD, BOS, EOS and 4 content tokens
@@ -229,8 +230,7 @@ def test_top_beam_stopping_ends_when_the_best_candidate_is_eos():
     first = [0, 0, 0.5, 0.45, 0.05, 0, 0]
     later = [0, 0, 0.001, 0.989, 0.004, 0.003, 0.003]
     model = TableModel([first, later])
-    ids, scores = run_beam(model, dummy_memory(1), [6], beam_size=1, alpha=1.0,
-                           stopping="top_beam")  # fmt: skip
+    ids, scores = run_beam(model, dummy_memory(1), [6], beam_size=1, alpha=1.0, stopping="top_beam")
     np.testing.assert_array_equal(ids[0, 0], [EOS, 0, 0, 0, 0, 0])
     np.testing.assert_allclose(scores[0, 0], np.log(0.5), rtol=1e-5)
 
@@ -239,8 +239,9 @@ def test_top_beam_stopping_waits_for_n_best_finished_hypotheses():
     first = [0, 0, 0.5, 0.45, 0.05, 0, 0]
     later = [0, 0, 0.001, 0.989, 0.004, 0.003, 0.003]
     model = TableModel([first, later])
-    ids, scores = run_beam(model, dummy_memory(1), [6], beam_size=2, alpha=1.0, n_best=2,
-                           stopping="top_beam")  # fmt: skip
+    ids, scores = run_beam(
+        model, dummy_memory(1), [6], beam_size=2, alpha=1.0, n_best=2, stopping="top_beam"
+    )
     np.testing.assert_array_equal(ids[0], [[3] * 6, [EOS, 0, 0, 0, 0, 0]])
     assert np.isfinite(scores).all()
 
@@ -259,9 +260,8 @@ def test_top_beam_stopping_never_scores_above_the_bound(seed):
 
 @pytest.mark.parametrize("stopping", ["bound", "top_beam"])
 def test_done_sentences_leave_the_batch_and_results_do_not_change(stopping):
-    """Without a static output length, a sentence that is done is dropped from the batch: the
-    step function sees fewer rows as sentences finish, and every result equals that of the
-    fixed-batch search (the path XLA takes, `max_output_length` set)."""
+    """A sentence that is done is dropped from the batch: the step function sees fewer rows as
+    sentences finish, and every result equals that of the sentence decoded alone."""
     model, lengths = ToyRNN(seed=31, eos_bias=1.5), [5, 3, 7, 2, 4, 6]
     memory, max_lengths = make_memory(lengths, seed=32), [12, 3, 14, 6, 10, 4]
     rows_seen = []
@@ -270,16 +270,51 @@ def test_done_sentences_leave_the_batch_and_results_do_not_change(stopping):
         rows_seen.append(int(tf.shape(tokens)[0]))
         return model.step(tokens, state, memory)
 
-    settings = dict(beam_size=4, alpha=0.6, bos_id=BOS, eos_id=EOS, n_best=2, stopping=stopping,
-                    max_lengths=tf.constant(max_lengths))  # fmt: skip
+    settings = dict(beam_size=4, alpha=0.6, bos_id=BOS, eos_id=EOS, n_best=2, stopping=stopping)
     state = model.initial_state(memory)
-    ids, scores = beam_search(step, state, memory, **settings)
-    fixed_ids, fixed_scores = beam_search(model.step, state, memory, max_output_length=14,
-                                          **settings)  # fmt: skip
-    np.testing.assert_array_equal(ids.numpy(), fixed_ids.numpy())
-    np.testing.assert_allclose(scores.numpy(), fixed_scores.numpy(), rtol=1e-6)
+    ids, scores = beam_search(step, state, memory, max_lengths=tf.constant(max_lengths), **settings)
     assert rows_seen[0] == 6 * 4 and rows_seen[-1] < 6 * 4
     assert rows_seen == sorted(rows_seen, reverse=True)
+    for i in range(len(lengths)):
+        alone = {k: v[i : i + 1] for k, v in memory.items()}
+        one_ids, one_scores = beam_search(
+            model.step,
+            model.initial_state(alone),
+            alone,
+            max_lengths=tf.constant(max_lengths[i : i + 1]),
+            **settings,
+        )
+        width = one_ids.shape[-1]
+        np.testing.assert_array_equal(ids.numpy()[i, :, :width], one_ids.numpy()[0])
+        assert not ids.numpy()[i, :, width:].any()
+        np.testing.assert_allclose(scores.numpy()[i], one_scores.numpy()[0], rtol=1e-6)
+
+
+def test_greedy_drops_done_sentences_too():
+    model, lengths = ToyRNN(seed=33, eos_bias=0.0), [5, 3, 7, 2]
+    memory, max_lengths = make_memory(lengths, seed=34), [12, 3, 14, 6]
+    rows_seen = []
+
+    def step(tokens, state, memory):
+        rows_seen.append(int(tf.shape(tokens)[0]))
+        return model.step(tokens, state, memory)
+
+    ids, scores = greedy_search(
+        step,
+        model.initial_state(memory),
+        memory,
+        bos_id=BOS,
+        eos_id=EOS,
+        max_lengths=tf.constant(max_lengths),
+    )
+    assert rows_seen[0] == 4 and rows_seen[-1] < 4
+    for i in range(len(lengths)):
+        alone = {k: v[i : i + 1] for k, v in memory.items()}
+        one_ids, one_scores = run_greedy(model, alone, max_lengths[i : i + 1])
+        width = one_ids.shape[-1]
+        np.testing.assert_array_equal(ids.numpy()[i, :width], one_ids[0])
+        assert not ids.numpy()[i, width:].any()
+        np.testing.assert_allclose(scores.numpy()[i], one_scores[0], rtol=1e-6)
 
 
 def test_unknown_stopping_rule_names_the_setting():
@@ -350,7 +385,8 @@ def test_top_k_by_chunks_equals_top_k_with_ties(chunk):
     x = rng.integers(-3, 3, size=(5, 24)).astype(np.float32)  # many ties
     x[rng.random(x.shape) < 0.3] = -np.inf
     x[0] = -np.inf
-    values, indices = decoding._top_k_by_chunks(tf.constant(x), 4, chunk)
+    ones = tf.ones((5, 24 // chunk))
+    values, indices = top_k._top_k_by_chunks(tf.constant(x), 4, chunk, ones)
     ref_values, ref_indices = tf.math.top_k(x, 4)
     np.testing.assert_array_equal(values, ref_values)
     np.testing.assert_array_equal(indices, ref_indices)
@@ -361,7 +397,7 @@ def test_top_k_by_chunks_with_chunk_scales_equals_top_k_of_the_products(chunk):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 4, size=(5, 24)).astype(np.float32) / 4  # probabilities, many ties
     scale = rng.choice([0.0, 0.5, 1.0], size=(5, 24 // chunk)).astype(np.float32)
-    values, indices = decoding._top_k_by_chunks(tf.constant(x), 4, chunk, tf.constant(scale))
+    values, indices = top_k._top_k_by_chunks(tf.constant(x), 4, chunk, tf.constant(scale))
     ref_values, ref_indices = tf.math.top_k(x * np.repeat(scale, chunk, axis=1), 4)
     np.testing.assert_array_equal(values, ref_values)
     np.testing.assert_array_equal(indices, ref_indices)
@@ -375,12 +411,12 @@ def test_chunked_candidate_selection_equals_plain_top_k(monkeypatch, vocab):
     probs = np.random.default_rng(4).dirichlet(np.full(vocab, 5.0), size=6)
     probs[:, [PAD, BOS]] = 0
     model, memory, max_lengths = TableModel(probs), dummy_memory(2), [6, 4]
-    monkeypatch.setattr(decoding, "TOP_K_CHUNK", 4)
-    assert decoding._chunk_size(vocab) == 4
-    padded = decoding._pad_to_multiple(tf.zeros((1, 1, vocab)), 4).shape[-1]
+    monkeypatch.setattr(top_k, "CHUNK", 4)
+    assert top_k.chunk_size(vocab) == 4
+    padded = top_k._pad_to_multiple(tf.zeros((1, 1, vocab)), 4).shape[-1]
     assert padded == (64 if vocab == 61 else 60)
     ids, scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=4)
-    monkeypatch.setattr(decoding, "MIN_TOP_K_CHUNK", 10**9)
+    monkeypatch.setattr(top_k, "MIN_CHUNK", 10**9)
     ref_ids, ref_scores = run_beam(model, memory, max_lengths, beam_size=4, n_best=4)
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_array_equal(scores, ref_scores)
@@ -433,28 +469,6 @@ def test_search_in_saved_model_with_unknown_batch(tmp_path):
         ref_greedy_ids, _ = run_greedy(model, memory, max_lengths, min_length=3)
         np.testing.assert_array_equal(out["greedy_ids"].numpy(), ref_greedy_ids)
         assert not (ref_greedy_ids[:, :3] == EOS).any()
-
-
-def test_search_under_xla_with_static_output_length():
-    model = ToyRNN(seed=11)
-    memory, max_lengths = make_memory([2, 4], seed=12), tf.constant([5, 3])
-    kwargs = {"bos_id": BOS, "eos_id": EOS, "max_lengths": max_lengths, "max_output_length": 8}
-
-    @tf.function(jit_compile=True)
-    def decode(memory):
-        state = model.initial_state(memory)
-        beam = beam_search(model.step, state, memory, beam_size=3, alpha=0.6, **kwargs)
-        return beam, greedy_search(model.step, state, memory, **kwargs)
-
-    (ids, scores), (greedy_ids, greedy_scores) = decode(memory)
-    ref_ids, ref_scores = run_beam(model, memory, [5, 3], beam_size=3)
-    assert ids.shape == (2, 1, 8) and greedy_ids.shape == (2, 8)
-    np.testing.assert_array_equal(ids.numpy()[..., :5], ref_ids)
-    assert not ids.numpy()[..., 5:].any()
-    np.testing.assert_allclose(scores.numpy(), ref_scores, rtol=1e-5)
-    ref_greedy_ids, ref_greedy_scores = run_greedy(model, memory, [5, 3])
-    np.testing.assert_array_equal(greedy_ids.numpy()[:, :5], ref_greedy_ids)
-    np.testing.assert_allclose(greedy_scores.numpy(), ref_greedy_scores, rtol=1e-5)
 
 
 # === Beam settings given as scalar tensors ===

@@ -16,11 +16,13 @@ import sys
 
 import pytest
 
-from seq2seq.distribute import CPU_DEVICES_ENV
-from seq2seq.train import load_splits, train
+from seq2seq.data.sources import load_configured_splits as load_splits
+from seq2seq.training.distribute import CPU_DEVICES_ENV
+from seq2seq.training.run import train
 from tests.conftest import REPO, TINY_NUMBERS, compose
 
-CHILD = "import json, sys; from seq2seq.train import train; from tests.conftest import compose; "
+CHILD = "import json, sys; from seq2seq.training.run import train; "
+CHILD += "from tests.conftest import compose; "
 CHILD += "train(compose(json.loads(sys.argv[1])), sys.argv[2])"
 # Equal global batches (32 sentences, even), no dropout in model=tiny, 2 epochs.
 TINY = [

@@ -10,27 +10,42 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import ensemble, evaluate, training
-from seq2seq.evaluation import split_texts
-from seq2seq.metrics import corpus_scores
-from seq2seq.savedmodel import load_export
-from seq2seq.train import load_splits
+from seq2seq import ensemble, evaluate
+from seq2seq.data.sources import load_configured_splits as load_splits
+from seq2seq.evaluation.metrics import corpus_scores
+from seq2seq.evaluation.scoring import split_texts
+from seq2seq.inference.exported import load_export
+from seq2seq.model.ensemble import Ensemble
+from seq2seq.training import model_setup
 
 
 def _small_translator(seed):
     keras.utils.set_random_seed(seed)
-    return training.build_translator(
-        11, 13, optimizer="adam", label_smoothing=0.0, param_init=0.5, embedding_dim=8,
-        units=16, encoder_layers=1, decoder_layers=1, bidirectional=True, attention="general",
-        dropout=0.0, bridge="copy", residual=False, input_feeding=False, tie_embeddings=False,
-    )  # fmt: skip
+    return model_setup.build_translator(
+        11,
+        13,
+        optimizer="adam",
+        label_smoothing=0.0,
+        param_init=0.5,
+        embedding_dim=8,
+        units=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        bidirectional=True,
+        attention="general",
+        dropout=0.0,
+        bridge="copy",
+        residual=False,
+        input_feeding=False,
+        tie_embeddings=False,
+    )
 
 
 def test_decode_step_gives_the_log_of_the_members_mean_probabilities():
     members = [_small_translator(1), _small_translator(2)]
     source = tf.constant([[4, 5, 6, 0], [7, 8, 0, 0]], tf.int32)
     tokens = tf.constant([2, 9], tf.int32)
-    model = ensemble.Ensemble(members)
+    model = Ensemble(members)
     state, memory = model.encode(source)
     log_probs, _ = model.decode_step(tokens, state, memory)
     alone = []
@@ -48,15 +63,17 @@ def test_a_run_ensembled_with_itself_translates_and_scores_as_the_run(tiny_run, 
     scores are the run's, through its export, `seq2seq.evaluate` and `seq2seq.translate`."""
     run_dir, _, cfg = tiny_run
     out = tmp_path / "ens"
-    code = ensemble.main([str(run_dir), str(run_dir), "decode.beam_size=3", "decode.n_best=2",
-                          "--output", str(out)])  # fmt: skip
+    code = ensemble.main(
+        [str(run_dir), str(run_dir), "decode.beam_size=3", "decode.n_best=2", "--output", str(out)]
+    )
     assert code == 0
     assert (out / "export" / "saved_model.pb").exists() and (out / "tokenizers").is_dir()
     sources, _ = split_texts(load_splits(cfg.data)["test"])
     text = tf.constant(sources)
     pair = load_export(out / "export").signatures["translate_nbest"](text=text)
-    options = dict(beam_size=tf.constant(3), alpha=tf.constant(float(cfg.decode.alpha)),
-                   n_best=tf.constant(2))  # fmt: skip
+    options = dict(
+        beam_size=tf.constant(3), alpha=tf.constant(float(cfg.decode.alpha)), n_best=tf.constant(2)
+    )
     single = load_export(run_dir / "export").signatures["translate_options"](text=text, **options)
     np.testing.assert_array_equal(pair["translations"].numpy(), single["translations"].numpy())
     np.testing.assert_allclose(pair["scores"].numpy(), single["scores"].numpy(), rtol=1e-4)
@@ -68,8 +85,11 @@ def test_a_run_ensembled_with_itself_translates_and_scores_as_the_run(tiny_run, 
     assert scores["bleu"] == pytest.approx(corpus_scores(best, references)["bleu"])
     translated = subprocess.run(
         [sys.executable, "-m", "seq2seq.translate", "--model", str(out), "--quiet"],
-        input=sources[0] + "\n", capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        input=sources[0] + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert translated.stdout == best[0] + "\n"
 
 

@@ -4,9 +4,10 @@ import shutil
 import pytest
 
 from seq2seq import evaluate
-from seq2seq.evaluation import split_texts
-from seq2seq.savedmodel import load_export, read_lines
-from seq2seq.train import load_splits
+from seq2seq.data.sources import load_configured_splits as load_splits
+from seq2seq.evaluation.scoring import split_texts
+from seq2seq.inference.exported import load_export
+from seq2seq.lines import read_lines
 
 SCORE_ROWS = ("BLEU", "chrF", "TER", "BLEU tok lc", "exact match %", "sentences/s")
 

@@ -7,8 +7,8 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.evaluation import split_texts
-from seq2seq.train import load_splits
+from seq2seq.data.sources import load_configured_splits as load_splits
+from seq2seq.evaluation.scoring import split_texts
 
 LOADER = textwrap.dedent(
     """
@@ -82,7 +82,9 @@ def test_the_export_stores_every_weight_once(tiny_run):
     run_dir, metrics, _ = tiny_run
     reader = tf.train.load_checkpoint(str(run_dir / "export" / "variables" / "variables"))
     shapes = reader.get_variable_to_shape_map()
-    stored = sum(int(np.prod(shapes[name]))
-                 for name, dtype in reader.get_variable_to_dtype_map().items()
-                 if dtype.is_floating)  # fmt: skip
+    stored = sum(
+        int(np.prod(shapes[name]))
+        for name, dtype in reader.get_variable_to_dtype_map().items()
+        if dtype.is_floating
+    )
     assert stored == metrics["parameters"]

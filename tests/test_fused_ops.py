@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import fused_ops, losses, lstm
+from seq2seq.model import fused_ops, lstm
+from seq2seq.training import losses
 from tests.test_lstm import LENGTHS, B, F, H, T, _pair
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
@@ -90,7 +91,7 @@ def test_switched_off_or_without_a_compiler_tensorflow_ops_run(monkeypatch, capl
     assert fused_ops.load.__wrapped__() is None
     monkeypatch.delenv("SEQ2SEQ_FUSED_OPS")
     monkeypatch.setenv("CXX", "no-such-compiler")
-    with caplog.at_level(logging.WARNING, logger="seq2seq.fused_ops"):
+    with caplog.at_level(logging.WARNING, logger="seq2seq.model.fused_ops"):
         assert fused_ops.load.__wrapped__() is None
     assert "no C++ compiler 'no-such-compiler'" in caplog.text
 

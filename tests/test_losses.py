@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.losses import (
+from seq2seq.training.losses import (
     MaskedCrossEntropy,
     TokenAccuracy,
     smoothed_cross_entropy,
@@ -32,9 +32,10 @@ def test_value_and_gradient_equal_the_textbook_formula(eps):
         ours_total, ref_total = tf.reduce_sum(ours * weights), tf.reduce_sum(ref * weights)
     np.testing.assert_allclose(ours.numpy(), ref.numpy(), atol=1e-5)
     np.testing.assert_allclose(
-        tape.gradient(ours_total, LOGITS).numpy(), tape.gradient(ref_total, LOGITS).numpy(),
+        tape.gradient(ours_total, LOGITS).numpy(),
+        tape.gradient(ref_total, LOGITS).numpy(),
         atol=1e-6,
-    )  # fmt: skip
+    )
 
 
 def test_masked_mean_ignores_padding_and_metric_nll_is_unsmoothed():
@@ -47,16 +48,19 @@ def test_masked_mean_ignores_padding_and_metric_nll_is_unsmoothed():
     assert loss == pytest.approx(expected, rel=1e-5)
     np.testing.assert_allclose(
         token_negative_log_likelihood(labels, LOGITS).numpy(),
-        _reference(labels, LOGITS, 0.0).numpy(), atol=1e-5,
-    )  # fmt: skip
+        _reference(labels, LOGITS, 0.0).numpy(),
+        atol=1e-5,
+    )
 
 
 def test_token_accuracy_counts_hits_at_real_tokens_only():
     labels = tf.constant([[2, 1, 0], [3, 0, 0]])
     logits = tf.constant(
-        [[[0.0, 0.0, 5.0, 1.0], [0.0, -0.0, -1.0, 2.0], [9.0, 0.0, 0.0, 0.0]],
-         [[-0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]
-    )  # fmt: skip
+        [
+            [[0.0, 0.0, 5.0, 1.0], [0.0, -0.0, -1.0, 2.0], [9.0, 0.0, 0.0, 0.0]],
+            [[-0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]],
+        ]
+    )
     metric = TokenAccuracy()
     metric.update_state(labels, logits)
     assert float(metric.result()) == pytest.approx(2 / 3)  # hits 2 and 3, miss 1; padding ignored

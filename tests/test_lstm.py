@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import lstm
+from seq2seq.model import lstm
 
 B, T, F, H = 5, 7, 6, 4
 LENGTHS = np.array([7, 3, 1, 5, 6])
@@ -18,8 +18,9 @@ def _pair(**kwargs):
     ours = lstm.LSTM(H, return_sequences=True, return_state=True, **kwargs)
     ref(x)
     ours(x)
-    ours.set_weights([w + 0.1 * np.random.default_rng(1).normal(size=w.shape)
-                      for w in ref.get_weights()])  # fmt: skip
+    ours.set_weights(
+        [w + 0.1 * np.random.default_rng(1).normal(size=w.shape) for w in ref.get_weights()]
+    )
     ref.set_weights(ours.get_weights())
     return ref, ours
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import attention
-from seq2seq.decoder import Decoder
-from seq2seq.encoder import Encoder
-from seq2seq.model import Bridge, Translator
+from seq2seq.model import attention
+from seq2seq.model.decoder import Decoder
+from seq2seq.model.encoder import Encoder
+from seq2seq.model.translator import Bridge, Translator
 
 _tfrnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
 
@@ -173,17 +173,19 @@ def test_layers_are_registered_for_safe_loading():
 def test_train_step_clips_to_the_global_gradient_norm():
     """SGD with rate 1: the weights move by exactly the clipped gradient, whose global norm is
     the clip (the gradient's own norm is far larger), and the logged norm is the unclipped one."""
-    from seq2seq.losses import MaskedCrossEntropy
+    from seq2seq.training.losses import MaskedCrossEntropy
 
     model = _model(dropout=0.0)
     inputs = _inputs()
     labels = inputs["decoder_token_ids"]
     model(inputs)
-    model.compile(optimizer=keras.optimizers.SGD(1.0), loss=MaskedCrossEntropy(),
-                  gradient_clip_norm=1e-3)  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.SGD(1.0), loss=MaskedCrossEntropy(), gradient_clip_norm=1e-3
+    )
     before = [w.numpy() for w in model.trainable_weights]
     logs = model.train_on_batch(inputs, labels, return_dict=True)
-    moved = np.sqrt(sum(np.sum((w.numpy() - b) ** 2)
-                        for w, b in zip(model.trainable_weights, before)))  # fmt: skip
+    moved = np.sqrt(
+        sum(np.sum((w.numpy() - b) ** 2) for w, b in zip(model.trainable_weights, before))
+    )
     assert moved == pytest.approx(1e-3, rel=1e-3)
     assert logs["gradient_norm"] > 0.1

@@ -13,22 +13,31 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import attention, decoding
-from seq2seq.decoder import Decoder, TiedOutputProjection
-from seq2seq.input_feeding import InputFeedingCell
-from seq2seq.losses import MaskedCrossEntropy
-from seq2seq.model import BRIDGES, Translator
+from seq2seq.inference.beam import beam_search
+from seq2seq.inference.greedy import greedy_search
+from seq2seq.model import attention
+from seq2seq.model.decoder import Decoder, TiedOutputProjection
+from seq2seq.model.input_feeding import InputFeedingCell
+from seq2seq.model.translator import BRIDGES, Translator
+from seq2seq.training.losses import MaskedCrossEntropy
 
 VOCAB, UNITS, BOS, EOS = 20, 16, 1, 2
 BASE = dict(embedding_dim=UNITS, units=UNITS, encoder_layers=1, decoder_layers=1, dropout=0.1)
 MODELS = {
     "input_feeding": dict(input_feeding=True, tie_embeddings=True, attention="dot", bridge="zero"),
-    "input_feeding_deep": dict(input_feeding=True, decoder_layers=2, residual=True,
-                               attention="bahdanau", bridge="dense"),
+    "input_feeding_deep": dict(
+        input_feeding=True, decoder_layers=2, residual=True, attention="bahdanau", bridge="dense"
+    ),
     "tied_unidirectional": dict(tie_embeddings=True, bidirectional=False, attention="general"),
-    "residual_deep": dict(encoder_layers=2, decoder_layers=2, residual=True, bidirectional=False,
-                          attention="bahdanau_normalized", bridge="dense"),
-}  # fmt: skip
+    "residual_deep": dict(
+        encoder_layers=2,
+        decoder_layers=2,
+        residual=True,
+        bidirectional=False,
+        attention="bahdanau_normalized",
+        bridge="dense",
+    ),
+}
 
 
 def _args(name):
@@ -155,7 +164,7 @@ def test_input_feeding_step_by_step_equals_teacher_forcing(name):
     real = inputs["decoder_token_ids"] != 0
     for t in range(5):
         tokens = tf.constant(inputs["decoder_token_ids"][:, t])
-        logits, state, weights = model.decode_step_with_attention(tokens, state, memory)
+        logits, state, weights = model.decode_step_fn(with_attention=True)(tokens, state, memory)
         rows = real[:, t]
         np.testing.assert_allclose(logits.numpy()[rows], full.numpy()[rows, t], atol=1e-5)
         src_len = full_weights.shape[-1]  # the step's weights cover encode's padded source
@@ -191,13 +200,13 @@ def test_greedy_and_beam_search_with_input_feeding_match_teacher_forcing():
     model(inputs)
     limits = dict(bos_id=BOS, eos_id=EOS, max_lengths=tf.fill([8], 6))
     state, memory = model.encode(tf.constant(inputs["encoder_token_ids"]))
-    ids, scores = decoding.greedy_search(model.decode_step, state, memory, **limits)
+    ids, scores = greedy_search(model.decode_step, state, memory, **limits)
     expected = _forced_scores(model, inputs, ids.numpy()[:, None, :])[:, 0]
     np.testing.assert_allclose(scores.numpy(), expected, atol=1e-4)
 
     @tf.function  # as in the export; beam search also reorders the state, h~ included
     def beam(state, memory):
-        return decoding.beam_search(
+        return beam_search(
             model.decode_step, state, memory, beam_size=3, alpha=0.0, n_best=2, **limits
         )
 
@@ -223,8 +232,15 @@ def test_tied_embeddings_share_the_matrix():
 
 def test_tied_embeddings_need_equal_sizes():
     with pytest.raises(ValueError, match=r"model\.tie_embeddings.*\(8\).*\(12\)"):
-        Translator(VOCAB, VOCAB, embedding_dim=8, units=12, encoder_layers=1, decoder_layers=1,
-                   tie_embeddings=True)  # fmt: skip
+        Translator(
+            VOCAB,
+            VOCAB,
+            embedding_dim=8,
+            units=12,
+            encoder_layers=1,
+            decoder_layers=1,
+            tie_embeddings=True,
+        )
 
 
 # === Training ===
@@ -297,8 +313,10 @@ def _float(x):
 # The step's gates come from one matmul on [x, h] with the activations fused into it (oneDNN
 # applies them before rounding to bfloat16), the layers' from two matmuls and separate
 # activations: float32 rounds differently; bfloat16 differs by up to a rounding of its own.
-STEP_TOLERANCES = {"float32": dict(rtol=1e-5, atol=1e-6),
-                   "mixed_bfloat16": dict(rtol=2**-7, atol=2**-12)}  # fmt: skip
+STEP_TOLERANCES = {
+    "float32": dict(rtol=1e-5, atol=1e-6),
+    "mixed_bfloat16": dict(rtol=2**-7, atol=2**-12),
+}
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
@@ -316,9 +334,13 @@ def test_decoding_step_on_weights_read_once_equals_the_keras_layers(name, precis
         for t in range(3):
             tokens = tf.constant(inputs["decoder_token_ids"][:, t])
             expected, expected_state = _keras_layers_step(
-                model.decoder, tokens, expected_state, memory["memory"], memory["keys"],
+                model.decoder,
+                tokens,
+                expected_state,
+                memory["memory"],
+                memory["keys"],
                 memory["mask"],
-            )  # fmt: skip
+            )
             got, got_state = step(tokens, got_state, memory)
             np.testing.assert_allclose(got.numpy(), expected.numpy(), **tolerance)
             for g, e in zip(got_state, expected_state):
@@ -359,12 +381,21 @@ def test_beam_search_reads_no_variable_inside_its_loop():
     @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.int32)])
     def translate(source):
         state, memory = model.encode(source)
-        return decoding.beam_search(model.decode_step_fn(), state, memory, beam_size=3,
-                                    alpha=0.6, n_best=1, bos_id=BOS, eos_id=EOS,
-                                    max_lengths=tf.fill([tf.shape(source)[0]], 6))  # fmt: skip
+        return beam_search(
+            model.decode_step_fn(),
+            state,
+            memory,
+            beam_size=3,
+            alpha=0.6,
+            n_best=1,
+            bos_id=BOS,
+            eos_id=EOS,
+            max_lengths=tf.fill([tf.shape(source)[0]], 6),
+        )
 
     bodies = list(_while_bodies(translate.get_concrete_function().graph))
     assert bodies, "no while loop found"
-    reads = [op.name for body in bodies for op in body.get_operations()
-             if op.type == "ReadVariableOp"]  # fmt: skip
+    reads = [
+        op.name for body in bodies for op in body.get_operations() if op.type == "ReadVariableOp"
+    ]
     assert not reads, reads

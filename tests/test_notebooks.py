@@ -46,8 +46,12 @@ def test_notebooks_are_committed_without_outputs():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, notebook_env):
     book = nbformat.read(path, as_version=4)
-    NotebookClient(book, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(notebook_env)}}).execute()  # fmt: skip
+    NotebookClient(
+        book,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(notebook_env)}},
+    ).execute()
     images = [
         o for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     ]

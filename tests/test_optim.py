@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import checkpoints, optim
-from seq2seq.callbacks import DevBleuEarlyStopping
+from seq2seq.run_folder import RunFolder
+from seq2seq.training import checkpoints, optim
+from seq2seq.training.stopping import EarlyStopping
 
 
 def _rates(schedule, steps):
@@ -58,8 +59,7 @@ def _model():
 
 def test_plateau_halves_the_rate_after_patience_evaluations_without_gain():
     model = _model()
-    plateau = optim.ReduceOnPlateau(factor=0.5, patience=2)
-    plateau.set_model(model)
+    plateau = optim.ReduceOnPlateau(model, factor=0.5, patience=2)
     for bleu in [10.0, 12.0, 11.0, 11.5, 13.0, 12.0]:
         plateau.on_dev_bleu(bleu)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
@@ -67,13 +67,11 @@ def test_plateau_halves_the_rate_after_patience_evaluations_without_gain():
 
 def test_early_stopping_after_patience_evaluations_without_a_better_bleu():
     model = _model()
-    stopping = DevBleuEarlyStopping(patience=2)
-    stopping.set_model(model)
+    stopping = EarlyStopping(model, patience=2)
     for bleu in [10.0, 12.0, 11.0, 13.0, 12.0]:
         stopping.on_dev_bleu(bleu)
         assert not model.stop_training
-    restored = DevBleuEarlyStopping(patience=2)  # after a resume
-    restored.set_model(model)
+    restored = EarlyStopping(model, patience=2)  # after a resume
     restored.set_state(json.loads(json.dumps(stopping.get_state())))
     restored.on_dev_bleu(13.0)  # not better than 13.0: the second evaluation without gain
     assert model.stop_training
@@ -81,17 +79,18 @@ def test_early_stopping_after_patience_evaluations_without_a_better_bleu():
 
 def test_keeper_keeps_last_k_and_best_by_dev_bleu_and_averages(tmp_path):
     model = _model()
-    keeper = checkpoints.CheckpointKeeper(tmp_path, keep=2)
+    keeper = checkpoints.CheckpointKeeper(tmp_path, keep=2)  # tmp_path: the run folder
     keeper.set_model(model)
     for epoch, bleu in enumerate([5.0, 9.0, 7.0]):
         model.layers[0].kernel.assign(np.full((2, 1), float(epoch)))
         keeper.on_dev_bleu(bleu)
         keeper.on_epoch_end(epoch, {"loss": 1.0, "val_loss": 3.0 - epoch})
-    names = sorted(p.name for p in tmp_path.glob("epoch_*"))
+    folder = RunFolder(tmp_path)
+    names = sorted(p.name for p in folder.checkpoints.glob("epoch_*"))
     assert names == ["epoch_002.weights.h5", "epoch_003.weights.h5"]
-    model.load_weights(tmp_path / "best.weights.h5")
+    model.load_weights(folder.best_weights)
     assert float(model.layers[0].kernel[0, 0]) == 1.0  # epoch 2 had the best BLEU
-    checkpoints.average_checkpoints(model, checkpoints.last_epoch_checkpoints(tmp_path, 2))
+    checkpoints.average_checkpoints(model, folder.last_epoch_weights(2))
     assert float(model.layers[0].kernel[0, 0]) == pytest.approx(1.5)
 
 
@@ -108,8 +107,11 @@ def test_fused_adam_updates_equal_keras_own(name):
     theirs = reference(schedule, **({"weight_decay": 0.01} if name == "adamw" else {}))
     assert isinstance(ours, optim.FusedAdamUpdate)
     for _ in range(4):
-        rows = tf.IndexedSlices(tf.constant(rng.normal(size=(2, 3)), tf.float32),
-                                tf.constant([1, 3]), tf.constant([5, 3]))  # fmt: skip
+        rows = tf.IndexedSlices(
+            tf.constant(rng.normal(size=(2, 3)), tf.float32),
+            tf.constant([1, 3]),
+            tf.constant([5, 3]),
+        )
         dense = tf.constant(rng.normal(size=(7,)), tf.float32)
         ours.apply_gradients(zip([rows, dense], ours_vars))
         theirs.apply_gradients(zip([rows, dense], keras_vars))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import pipeline, tokenizers
+from seq2seq.data import pipeline, tokenizers
 
 LINES = ["ein kleines Haus", "zwei große Hunde laufen schnell über die Wiese", "der Mann"] * 20
 

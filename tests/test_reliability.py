@@ -6,10 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from seq2seq import losses
-from seq2seq.checkpoints import CheckpointKeeper
 from seq2seq.files import atomic_write_bytes, writable_dir
-from seq2seq.train import train
+from seq2seq.run_folder import RunFolder
+from seq2seq.training import losses
+from seq2seq.training.checkpoints import CheckpointKeeper
+from seq2seq.training.run import train
 from tests.conftest import TINY_NUMBERS, compose
 
 
@@ -32,11 +33,12 @@ def test_checkpoint_is_not_overwritten_by_a_non_finite_epoch(tmp_path):
     callback = CheckpointKeeper(tmp_path, keep=0)
     callback.set_model(model)
     callback.on_epoch_end(0, {"loss": 1.0, "val_loss": 1.0})
-    good = (tmp_path / "last.weights.h5").read_bytes()
+    last = RunFolder(tmp_path).last_weights
+    good = last.read_bytes()
     model.layers[0].kernel.assign(np.full((2, 1), math.nan))
     callback.on_epoch_end(1, {"loss": math.nan, "val_loss": math.nan})
-    assert (tmp_path / "last.weights.h5").read_bytes() == good
-    assert not list(tmp_path.glob(".*tmp*"))
+    assert last.read_bytes() == good
+    assert not list(last.parent.glob(".*tmp*"))
 
 
 def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
@@ -63,7 +65,7 @@ def test_unwritable_output_folder_names_the_setting(tmp_path):
 WRITER = """
 import sys, numpy as np, keras
 from pathlib import Path
-from seq2seq.checkpoints import save_weights_atomically
+from seq2seq.training.checkpoints import save_weights_atomically
 from seq2seq.files import atomic_write_bytes, replace_dir
 out = Path(sys.argv[1])
 model = keras.Sequential([keras.Input((1000,)), keras.layers.Dense(1000), keras.layers.Dense(1000)])
@@ -89,8 +91,9 @@ def _kill_while_writing(out, delay):
 
     from tests.conftest import REPO
 
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], cwd=REPO,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(delay)
     proc.kill()
@@ -101,8 +104,8 @@ def _kill_while_writing(out, delay):
 def test_a_process_killed_while_writing_leaves_complete_files(tmp_path, delay):
     import h5py
 
-    from seq2seq.checkpoints import remove_stale_temp_files
     from seq2seq.files import recover_dir
+    from seq2seq.training.checkpoints import remove_stale_temp_files
 
     _kill_while_writing(tmp_path, delay)
     with h5py.File(tmp_path / "last.weights.h5") as f:
@@ -141,9 +144,11 @@ def test_loading_never_unpickles_or_runs_saved_code():
 
     from tests.conftest import REPO
 
-    unsafe = re.compile(r"\bpickle\b|\bdill\b|allow_pickle\s*=\s*True|safe_mode\s*=\s*False|"
-                        r"enable_unsafe_deserialization|\beval\(|\bexec\(|yaml\.load\(|"
-                        r"yaml\.unsafe_load|load_model\(")  # fmt: skip
+    unsafe = re.compile(
+        r"\bpickle\b|\bdill\b|allow_pickle\s*=\s*True|safe_mode\s*=\s*False|"
+        r"enable_unsafe_deserialization|\beval\(|\bexec\(|yaml\.load\(|"
+        r"yaml\.unsafe_load|load_model\("
+    )
     found = []
     for path in (REPO / "seq2seq").rglob("*.py"):
         lines = path.read_text().splitlines()
@@ -157,10 +162,17 @@ def test_training_set_empty_after_filtering_is_a_clear_error(tmp_path):
     for split in ("train", "dev", "test"):
         (raw / f"{split}.de").write_text("Hallo Welt\nTschau\n")
         (raw / f"{split}.en").write_text("\n   \n" if split == "train" else "hi\nbye\n")
-    overrides = ["data=text", "model=tiny", f"data.data_dir={tmp_path / 'tfds'}",
-                 f"data.train_prefix={raw / 'train'}", f"data.validation_prefix={raw / 'dev'}",
-                 f"data.test_prefix={raw / 'test'}", "data.source_language=de",
-                 "data.target_language=en", "data.tokenizer.vocab_size=20"]  # fmt: skip
+    overrides = [
+        "data=text",
+        "model=tiny",
+        f"data.data_dir={tmp_path / 'tfds'}",
+        f"data.train_prefix={raw / 'train'}",
+        f"data.validation_prefix={raw / 'dev'}",
+        f"data.test_prefix={raw / 'test'}",
+        "data.source_language=de",
+        "data.target_language=en",
+        "data.tokenizer.vocab_size=20",
+    ]
     with pytest.raises(ValueError, match="training set is empty after dropping empty"):
         train(compose(overrides), tmp_path / "run")
 
@@ -168,11 +180,12 @@ def test_training_set_empty_after_filtering_is_a_clear_error(tmp_path):
 def test_an_export_that_fails_verification_leaves_the_previous_one(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from seq2seq import export
+    from seq2seq.inference import export
 
     previous = tmp_path / "export"
     previous.mkdir()
     (previous / "saved_model.pb").write_bytes(b"the previous good export")
+
     def broken_archive(_, out_dir):
         (out_dir / "saved_model.pb").write_bytes(b"not a graph")
 

@@ -16,23 +16,31 @@ import pytest
 from tests.conftest import REPO, TINY_NUMBERS
 
 EPOCHS = 4
-SCRIPT = (
-    "import json, sys; from seq2seq.train import main_with_overrides; "
-    "main_with_overrides(json.loads(sys.argv[1]))"
-)
 
 
 def _command(run_dir, tfds_dir):
-    overrides = [*TINY_NUMBERS, f"data.data_dir={tfds_dir}", f"trainer.epochs={EPOCHS}",
-                 "model.dropout=0.2", "trainer.checkpoint_every_n_steps=3", "export=false",
-                 f"hydra.run.dir={run_dir}"]  # fmt: skip
-    return [sys.executable, "-c", SCRIPT, json.dumps(overrides)]
+    overrides = [
+        *TINY_NUMBERS,
+        f"data.data_dir={tfds_dir}",
+        f"trainer.epochs={EPOCHS}",
+        "model.dropout=0.2",
+        "trainer.checkpoint_every_n_steps=3",
+        "export=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    return [sys.executable, "-m", "seq2seq.train", *overrides]
 
 
 def _start(run_dir, tfds_dir):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_DETERMINISTIC_OPS": "1"}
-    return subprocess.Popen(_command(run_dir, tfds_dir), cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        _command(run_dir, tfds_dir),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _run(run_dir, tfds_dir):
@@ -95,8 +103,9 @@ def _assert_same_run(resumed, uninterrupted):
     got, expected = _history(resumed), _history(uninterrupted)
     assert len(got) == EPOCHS
     for key in ("loss", "nll", "token_accuracy", "val_loss", "batches"):
-        np.testing.assert_allclose([h[key] for h in got], [h[key] for h in expected],
-                                   rtol=1e-6, err_msg=key)  # fmt: skip
+        np.testing.assert_allclose(
+            [h[key] for h in got], [h[key] for h in expected], rtol=1e-6, err_msg=key
+        )
     expected_weights = _weights(uninterrupted)
     for name, value in _weights(resumed).items():
         np.testing.assert_allclose(value, expected_weights[name], atol=1e-6, err_msg=name)

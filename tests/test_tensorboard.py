@@ -21,8 +21,15 @@ def _values(events, run, tag):
 
 def test_training_scalars_are_logged_every_epoch_and_every_n_steps(events):
     tags = set(events.Runs()["train"]["tensors"])
-    for name in ("loss", "perplexity", "token_accuracy", "learning_rate", "gradient_norm",
-                 "source_tokens_per_second", "target_tokens_per_second"):  # fmt: skip
+    for name in (
+        "loss",
+        "perplexity",
+        "token_accuracy",
+        "learning_rate",
+        "gradient_norm",
+        "source_tokens_per_second",
+        "target_tokens_per_second",
+    ):
         epochs = _values(events, "train", f"epoch_{name}")
         assert [step for step, _ in epochs] == list(range(1, 9)), name
         assert all(np.isfinite(v) and v >= 0 for _, v in epochs), name

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from seq2seq.threads import decoding_intra_op_threads
+from seq2seq.inference.threads import decoding_intra_op_threads
 
 SHARES = [(2, 2, 1), (1, 2, 2), (2, 16, 8), (3, 16, 5), (4, 2, 1)]
 
@@ -28,7 +28,7 @@ def run_python(code, **env):
 
 CONFIGURE = """
 import json, tensorflow as tf
-from seq2seq.threads import configure_decoding_threads
+from seq2seq.inference.threads import configure_decoding_threads
 {before}
 returned = configure_decoding_threads({args})
 tf.constant(1) + 1  # TensorFlow starts with the pool set

@@ -3,7 +3,7 @@ import sys
 
 import tensorflow as tf
 
-from seq2seq import tokenizers
+from seq2seq.data import tokenizers
 
 LINES = ["ein kleines Haus", "zwei große Hunde laufen", "der Mann liest ein Buch"] * 30
 
@@ -50,9 +50,13 @@ def test_restricted_vocabularies_keep_only_each_sides_pieces(tmp_path):
     piece is unk, and text round-trips through the compact ids."""
     pairs = [(line, line.replace("e", "ё").replace("a", "д")) for line in LINES]
     src_path, tgt_path = tokenizers.train_tokenizers(
-        pairs, tmp_path, vocab_size=60, model_type="unigram", joint=True,
+        pairs,
+        tmp_path,
+        vocab_size=60,
+        model_type="unigram",
+        joint=True,
         restrict_vocabulary=True,
-    )  # fmt: skip
+    )
     joint = tokenizers.load_tokenizer(src_path).sentencepiece
     src, tgt = tokenizers.load_tokenizer(src_path), tokenizers.load_tokenizer(tgt_path)
     assert tokenizers.vocabulary_size(src) < int(joint.vocab_size())
@@ -98,12 +102,14 @@ def test_the_same_text_trains_the_same_model_in_another_process(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text("\n".join(LINES + _one_rare_character_a_line(300)) + "\n", encoding="utf-8")
     script = (
-        "import sys; from seq2seq import tokenizers; "
+        "import sys; from seq2seq.data import tokenizers; "
         "sys.stdout.buffer.write(tokenizers.train_sentencepiece_files("
         f"[{str(text)!r}], 500, 'unigram', max_sentences=150))"
     )
-    protos = [subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout
-              for _ in range(2)]  # fmt: skip
+    protos = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout
+        for _ in range(2)
+    ]
     assert _pieces_and_scores(protos[0]) == _pieces_and_scores(protos[1])
     assert len(_pieces_and_scores(protos[0])) < 200  # the cap was applied
 

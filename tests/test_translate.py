@@ -10,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 from seq2seq import translate
-from seq2seq.savedmodel import Progress, load_export, read_lines, translate_sorted
+from seq2seq.inference.batching import Progress, translate_sorted
+from seq2seq.inference.exported import load_export
+from seq2seq.lines import read_lines
 
 # Blank lines, a CRLF line end, different lengths: more than one batch at --batch-size 2.
 SENTENCES = ["dreihundert", "", "zwei", "siebenhundertelf", "   ", "neunzehn", "vierhundertzwei"]
@@ -76,7 +78,21 @@ def test_translate_imports_neither_keras_nor_training_code(tiny_run, tmp_path):
     result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert result == {
         "code": 0,
-        "imported": ["seq2seq", "seq2seq.savedmodel", "seq2seq.threads", "seq2seq.translate"],
+        "imported": [
+            "seq2seq",
+            "seq2seq.cli",
+            "seq2seq.conf",
+            "seq2seq.config",
+            "seq2seq.files",
+            "seq2seq.inference",
+            "seq2seq.inference.batching",
+            "seq2seq.inference.exported",
+            "seq2seq.inference.settings",
+            "seq2seq.inference.threads",
+            "seq2seq.lines",
+            "seq2seq.run_folder",
+            "seq2seq.translate",
+        ],
     }
     assert len(read_lines(target)) == len(SENTENCES)
 
@@ -122,7 +138,7 @@ def test_nbest_with_beam_search(tiny_run, export, tmp_path, capsys):
         (lambda d: ["--model", str(d)], "not an export folder"),
         (lambda d: ["--input", str(d / "missing.txt")], "missing.txt: no such file"),
         (lambda d: ["--input", str(d / "bad.txt")], "bad.txt, line 3: invalid UTF-8"),
-        (lambda d: ["--n-best", "3", "--beam-size", "2"], "--n-best 3 needs --beam-size >= 3"),
+        (lambda d: ["--n-best", "3", "--beam-size", "2"], "--n-best=3: must be at most"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(tiny_run, tmp_path, capsys, make_args, message):

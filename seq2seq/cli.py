@@ -1,0 +1,114 @@
+"""What the command-line tools share: their options, their checks and their errors.
+
+Standard library (and the YAML defaults) only: bad arguments are reported before TensorFlow
+starts. The decoding defaults are `conf/decode/default.yaml`'s, the training defaults too.
+"""
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+
+from seq2seq.config import decode_defaults
+from seq2seq.run_folder import find_export
+
+
+class UsageError(Exception):
+    """A bad argument, path or input file; the tools print it as one line, exit code 2."""
+
+
+def run_tool(prog, action, args):
+    """Runs `action(args)`; a `UsageError` or `ValueError` (bad settings, an unreadable file)
+    becomes one line on stderr and exit code 2. Returns the exit code and the action's result."""
+    try:
+        return 0, action(args)
+    except (UsageError, ValueError, FileNotFoundError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2, None
+
+
+def quiet_tensorflow():
+    """Hides TensorFlow's C++ info logs (call before TensorFlow is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@functools.cache
+def defaults():
+    """The decoding defaults (`decode.*`), from the YAML the training configuration uses."""
+    return decode_defaults()
+
+
+def find_model(path):
+    """The export of `--model` (an export folder or a run folder)."""
+    try:
+        return find_export(path)
+    except FileNotFoundError as error:
+        raise UsageError(f"--model {error}") from None
+
+
+def check_writable(path, option):
+    """Fails early (before a long translation) if `path` cannot be created or replaced.
+
+    Raises:
+        UsageError: The folder of `path` is missing or not writable, or `path` is a folder.
+    """
+    if path in (None, "-"):
+        return
+    path = Path(path).expanduser()
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable")
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_batching_arguments(parser):
+    """--batch-size, --parallel-batches and --intra-op-threads, as `decode.batch_size`,
+    `decode.parallel_batches` and `decode.intra_op_threads` (`seq2seq.inference.threads`)."""
+    decode = defaults()
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=decode.batch_size,
+        help=f"sentences a batch (default: {decode.batch_size})",
+    )
+    parser.add_argument(
+        "--parallel-batches",
+        type=positive_int,
+        default=decode.parallel_batches,
+        help="batches decoded at once, each on its own thread "
+        f"(default: {decode.parallel_batches})",
+    )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=positive_int,
+        help="TensorFlow threads an operation may split over (default: cores / --parallel-batches;"
+        " TF_NUM_INTRAOP_THREADS wins)",
+    )
+
+
+def add_decoding_arguments(parser, *, n_best):
+    """--beam-size, --alpha (and --n-best): unset keeps the decoding baked into the export."""
+    group = parser.add_argument_group(
+        "decoding (any of these switches to the translate_options signature)"
+    )
+    default = "--n-best, or 1" if n_best else "1"
+    group.add_argument("--beam-size", type=positive_int, help=f"1 = greedy (default: {default})")
+    group.add_argument(
+        "--alpha",
+        type=float,
+        help=f"GNMT length penalty exponent (default: {defaults().alpha})",
+    )
+    if n_best:
+        group.add_argument("--n-best", type=positive_int, help="hypotheses per input (default: 1)")

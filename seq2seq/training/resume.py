@@ -1,0 +1,157 @@
+"""Resuming a run exactly where it stopped: mid-epoch, after Ctrl-C or a kill.
+
+A run folder's `checkpoints/resume/` holds a tf.train.Checkpoint of the model (weights and the
+dropout seed-generator states) and the optimizer (slots, iteration count), plus `state.json`:
+complete epochs, batches done of the next one, the metric totals of that partial epoch,
+per-epoch logs, callback states (best scores, plateau and early-stopping counters) and training
+seconds used. It is written after every epoch, every `checkpoint_every_n_steps` batches and at
+Ctrl-C. Re-running the same command on the same folder restores it; the training data of every
+epoch depend only on the seed and the epoch number (`pipeline.epoch_batches`), and the resumed
+epoch skips the batches already trained, so the run continues as if never stopped.
+`state.json` is written (atomically) only after the checkpoint it names is complete.
+"""
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from seq2seq.files import atomic_write_json
+from seq2seq.training.progress import optimizer_step
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+class ResumeState:
+    """Saves and restores the resumable state of a run in `directory`."""
+
+    def __init__(self, directory, model):
+        self.directory = Path(directory)
+        model.optimizer.build(model.trainable_variables)  # slots must exist to be restored
+        # Keras's SeedGenerators are not trackable objects: their states (the dropout masks to
+        # come) are the model's variables that are not weights, saved explicitly.
+        weights = {id(w) for w in model.weights}
+        seeds = [v for v in model.variables if id(v) not in weights]
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, seeds=seeds)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), 2)
+
+    def restore(self):
+        """The saved state dict after restoring its checkpoint, or None for a fresh run."""
+        path = self.directory / STATE_FILE
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text(encoding="utf-8"))
+        self.checkpoint.restore(state["checkpoint"]).assert_existing_objects_matched()
+        log.info(
+            "resuming %s at epoch %d, batch %d",
+            self.directory.parent.parent,
+            state["epoch"] + 1,
+            state.get("epoch_step", 0),
+        )
+        return state
+
+    def save(self, state):
+        """Writes the checkpoint, then `state` (a dict) naming it."""
+        step = int(keras.ops.convert_to_numpy(self.checkpoint.optimizer.iterations))
+        state = {**state, "checkpoint": self.manager.save(checkpoint_number=step)}
+        atomic_write_json(self.directory / STATE_FILE, state)
+
+
+def _finite(value):
+    return value is not None and math.isfinite(float(value))
+
+
+class EpochStart(keras.callbacks.Callback):
+    """Points the training data at each epoch as it starts; the first epoch after a mid-epoch
+    resume skips the batches already trained and gets back their metric totals.
+
+    Args:
+        position: the `pipeline.DataPosition` of the training dataset.
+        restored: the restored resume state, or None.
+    """
+
+    def __init__(self, position, restored=None):
+        super().__init__()
+        self.position = position
+        restored = restored or {}
+        self.resumed_epoch = restored.get("epoch")
+        self.skip = restored.get("epoch_step", 0)
+        self.metric_values = restored.get("metrics")
+        self.offset = 0  # batches of the current epoch done before this run
+
+    def on_epoch_begin(self, epoch, logs=None):
+        resumed = epoch == self.resumed_epoch and self.skip > 0
+        self.offset = self.skip if resumed else 0
+        self.position.set(epoch, self.offset)
+        if resumed and self.metric_values:
+            variables = {v.path: v for v in self.model.metrics_variables}
+            for path, value in self.metric_values.items():
+                variables[path].assign(value)
+        self.resumed_epoch = None
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """Saves the resumable state after every epoch with a finite loss, every `every_n_steps`
+    batches (0: never mid-epoch) and when Ctrl-C stopped training mid-epoch.
+
+    Args:
+        state: a `ResumeState`.
+        statistics: the `TrainingStatistics` callback (per-epoch logs, training time).
+        stateful: {name: object} of objects with `get_state()` / `set_state(dict)`.
+        epoch_start: the `EpochStart` callback (batches done before a resume).
+        stop: the `StopConditions` callback: after Ctrl-C the partial epoch is saved; when the
+            time budget stopped training it is not (the run is over).
+        every_n_steps: mid-epoch checkpoint interval in batches.
+    """
+
+    def __init__(self, state, statistics, stateful, epoch_start, stop, every_n_steps):
+        super().__init__()
+        self.state = state
+        self.statistics = statistics
+        self.stateful = stateful
+        self.epoch_start = epoch_start
+        self.stop = stop
+        self.every_n_steps = every_n_steps
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_step, self.saved_step = epoch, self.epoch_start.offset, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.epoch_step = self.epoch_start.offset + batch + 1
+        # Validation resets the metric variables before the epoch ends: keep them now.
+        self.metrics = {
+            v.path: float(keras.ops.convert_to_numpy(v)) for v in self.model.metrics_variables
+        }
+        self.finite = _finite((logs or {}).get("loss"))
+        step = optimizer_step(self.model)
+        if self.every_n_steps and step % self.every_n_steps == 0 or self.stop.interrupted:
+            self._save_mid_epoch()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop.interrupted:
+            self._save_mid_epoch()
+        elif _finite((logs or {}).get("loss")) and not self.stop.out_of_time:
+            self._save(epoch + 1, 0, None)
+
+    def _save_mid_epoch(self):
+        if self.finite and self.saved_step != self.epoch_step:
+            self._save(self.epoch, self.epoch_step, self.metrics)
+            self.saved_step = self.epoch_step
+
+    def _save(self, epoch, epoch_step, metrics):
+        self.state.save(
+            {
+                "epoch": epoch,
+                "epoch_step": epoch_step,
+                "epoch_seconds": self.statistics.epoch_seconds() if epoch_step else 0.0,
+                "metrics": metrics,
+                "history": self.statistics.history,
+                "callbacks": {name: cb.get_state() for name, cb in self.stateful.items()},
+                "training_seconds": self.statistics.training_seconds(),
+            }
+        )

@@ -1,0 +1,265 @@
+"""A whole training run, as `python -m seq2seq.train` does it, from a `Config`:
+
+    seed -> data -> tokenizers -> batches -> model -> fit -> final weights -> BLEU -> export
+
+Also the steps that other tools share with it (`prepare_data`, `build_model`): the benchmark
+builds the same model on the same batches.
+"""
+
+import json
+import logging
+import statistics
+import time
+
+import absl.logging
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from seq2seq import config as config_lib
+from seq2seq.data import pipeline
+from seq2seq.data.sources import load_configured_splits
+from seq2seq.data.tokenizers import prepare_tokenizers, vocabulary_size
+from seq2seq.evaluation.scoring import evaluate, split_texts
+from seq2seq.files import atomic_write_json, atomic_write_text, writable_dir
+from seq2seq.inference.export import export_saved_model
+from seq2seq.inference.translator import TEXT_SIGNATURE, make_translator
+from seq2seq.model.translator import set_precision
+from seq2seq.run_folder import RunFolder
+from seq2seq.training import distribute, monitoring, optim
+from seq2seq.training.checkpoints import average_checkpoints, save_weights_atomically
+from seq2seq.training.dev import DevEvaluation
+from seq2seq.training.fit import fit
+from seq2seq.training.memory import release_training_graphs
+from seq2seq.training.model_setup import build_translator, reseed_host, set_seed
+from seq2seq.training.resume import ResumeState
+from seq2seq.training.validation import validate
+
+log = logging.getLogger(__name__)
+
+
+def train(config, run_dir) -> dict:
+    """Runs one experiment in `run_dir` and returns its metrics (also in `metrics.json`).
+
+    `config` is a `seq2seq.config.Config`; it is validated before anything is written.
+    """
+    start = time.monotonic()
+    validate(config)
+    strategy = distribute.make_strategy(config.trainer.strategy)  # before any other TF op
+    chief = distribute.is_chief(strategy)  # other workers write to a temporary folder
+    folder = _start_run(config, distribute.worker_run_dir(strategy, run_dir))
+    replicas = strategy.num_replicas_in_sync
+    splits, toks, (train_ds, val_ds, stats, position) = prepare_data(config, folder, replicas)
+    reseed_host(config.seed)  # preparing a TFDS data set the first time draws numbers
+    train_ds, val_ds = (distribute.pad_batches(ds, replicas) for ds in (train_ds, val_ds))
+    with strategy.scope():  # every variable, the optimizer's slots included
+        model = build_model(config, toks, train_ds)
+        resume_state = None  # multi-worker: its workers would have to restore together
+        if config.trainer.strategy != "multi_worker":
+            resume_state = ResumeState(folder.resume, model)
+    if config.trainer.strategy == "multi_worker":
+        distribute.check_same_vocabularies(strategy, toks)
+        distribute.use_training_loop(model, strategy)
+    translator = make_translator(model, toks, config.decode)
+    translate_fn = tf.function(translator.translate, input_signature=TEXT_SIGNATURE)
+    dev = _dev_evaluation(config, translator, translate_fn, splits["validation"], folder)
+    history, out_of_time = fit(
+        model,
+        train_ds,
+        val_ds,
+        run_folder=folder,
+        trainer=config.trainer,
+        train_stats=stats,
+        position=position,
+        dev=dev,
+        resume=resume_state,
+    )
+    train_seconds = time.monotonic() - start
+    release_training_graphs(model)
+    weights = load_final_weights(model, folder, config.trainer)
+    results = {"validation": dev.evaluate_now(len(history))}
+    results["test"] = _test_evaluation(config, translate_fn, splits["test"], folder)
+    monitoring.write_final_metrics(str(folder.tensorboard_run("validation")), results, len(history))
+    if config.export:
+        export_saved_model(translator, folder.export)
+    metrics = _metrics(results, history, stats, train_seconds, out_of_time, model, start)
+    metrics.update(final_weights=weights, strategy=config.trainer.strategy, replicas=replicas)
+    atomic_write_json(folder.metrics, metrics)
+    if chief:
+        log.info("metrics: %s", json.dumps({k: metrics[k] for k in ("validation", "test")}))
+    distribute.finish_run_dir(strategy, folder.path)
+    return metrics
+
+
+def prepare_data(config, run_folder, num_replicas=1):
+    """The splits, the tokenizers (trained in the run folder, or the ones already there), and
+    `pipeline.make_datasets`'s training and validation batches, statistics and data position."""
+    splits = load_configured_splits(config.data)
+    tokenizer = config.data.tokenizer
+    toks, _ = prepare_tokenizers(
+        splits["train"],
+        RunFolder(run_folder).tokenizers,
+        vocab_size=tokenizer.vocab_size,
+        model_type=tokenizer.model_type,
+        joint=tokenizer.joint,
+        restrict_vocabulary=tokenizer.restrict_vocabulary,
+        max_sentences=tokenizer.max_sentences,
+    )
+    data = config.data
+    datasets = pipeline.make_datasets(
+        splits,
+        *toks,
+        max_source_length=data.max_source_length,
+        max_target_length=data.max_target_length,
+        batch_tokens=data.batch_tokens,
+        batch_sentences=data.batch_sentences,
+        shuffle_buffer=data.shuffle_buffer,
+        pool_size=data.pool_size,
+        pad_to_multiple=data.pad_to_multiple,
+        seed=config.seed,
+        num_replicas=num_replicas,
+    )
+    return splits, toks, datasets
+
+
+def build_model(config, toks, train_ds):
+    """The compiled Translator the config describes, for these tokenizers."""
+    trainer = config.trainer
+    return build_translator(
+        vocabulary_size(toks[0]),
+        vocabulary_size(toks[1]),
+        optimizer=_optimizer(trainer, train_ds),
+        label_smoothing=trainer.label_smoothing,
+        clipnorm=trainer.clipnorm,
+        param_init=config.model.param_init,
+        **config.model.architecture(),
+    )
+
+
+def _optimizer(trainer, train_ds):
+    total_steps = 0
+    if trainer.schedule == "cosine":
+        total_steps = trainer.epochs * pipeline.count_batches(train_ds)
+    schedule = optim.learning_rate_schedule(
+        trainer.schedule,
+        trainer.learning_rate,
+        warmup_steps=trainer.warmup_steps,
+        decay_start_step=trainer.decay_start_step,
+        decay_every_steps=trainer.decay_every_steps,
+        total_steps=total_steps,
+    )
+    return optim.make_optimizer(trainer.optimizer, schedule, weight_decay=trainer.weight_decay)
+
+
+def load_final_weights(model, run_folder, trainer):
+    """Gives `model` the weights the run evaluates and exports (`RunFolder.final_weights`),
+    writing the average of the last K epoch checkpoints first when asked; returns which."""
+    folder = RunFolder(run_folder)
+    described = "last"  # the model's own weights: the last epoch's
+    if trainer.average_last_checkpoints > 1:
+        paths = folder.last_epoch_weights(trainer.average_last_checkpoints)
+        average_checkpoints(model, paths)
+        save_weights_atomically(model, folder.averaged_weights)
+        described = f"average of {[p.name for p in paths]}"
+    path = folder.final_weights(
+        average_last_checkpoints=trainer.average_last_checkpoints,
+        final_weights=trainer.final_weights,
+    )
+    if path in (None, folder.last_weights, folder.averaged_weights):
+        return described
+    model.load_weights(path)
+    return path.name
+
+
+def _start_run(config, run_dir):
+    absl.logging.set_verbosity(absl.logging.WARNING)  # TFDS logs every file it opens
+    tfds.disable_progress_bar()
+    folder = RunFolder(writable_dir(run_dir, "hydra.run.dir"))
+    set_seed(config.seed)
+    set_precision(config.trainer.precision)
+    atomic_write_text(folder.config, config_lib.to_yaml(config))
+    hparams = monitoring.flatten_config(config_lib.to_dict(config))
+    monitoring.write_hparams(str(folder.tensorboard), hparams, folder.path.name)
+    return folder
+
+
+def _dev_evaluation(config, translator, translate_fn, validation, folder):
+    """The DevEvaluation callback: BLEU/chrF on at most K dev sentences, samples, attention."""
+    sources, references = split_texts(validation, config.trainer.validation_max_sentences)
+    exact = config.data.source == "numbers"
+    n = config.trainer.tensorboard_samples
+
+    def scores():
+        return evaluate(
+            translate_fn,
+            sources,
+            references,
+            batch_size=config.decode.batch_size,
+            parallel=config.decode.parallel_batches,
+            exact_match=exact,
+        )[0]
+
+    def samples(writer, step):
+        if n:
+            found = monitoring.attention_samples(translator, sources[:n])
+            monitoring.write_samples(writer, found, references[:n], step)
+
+    return DevEvaluation(
+        scores,
+        samples,
+        str(folder.tensorboard_run("validation")),
+        config.trainer.bleu_every_n_epochs,
+        config.trainer.bleu_every_n_steps,
+    )
+
+
+def _test_evaluation(config, translate_fn, test, folder):
+    scores, hypotheses = evaluate(
+        translate_fn,
+        *split_texts(test),
+        batch_size=config.decode.batch_size,
+        parallel=config.decode.parallel_batches,
+        exact_match=config.data.source == "numbers",
+    )
+    atomic_write_text(folder.test_hypotheses, "\n".join(hypotheses) + "\n")
+    return scores
+
+
+def _metrics(results, history, stats, train_seconds, out_of_time, model, start):
+    def median_rate(side):
+        rates = [h[f"{side}_tokens_per_second"] for h in history]
+        return statistics.median(rates) if rates else None
+
+    return {
+        **results,
+        "epochs_completed": len(history),
+        "stopped_by_time_budget": out_of_time,
+        "training_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.monotonic() - start, 1),
+        "target_tokens_per_second": median_rate("target"),  # median over epochs
+        "source_tokens_per_second": median_rate("source"),
+        "parameters": model.count_params(),
+        "data": stats,
+        "history": [{k: float(v) for k, v in h.items()} for h in history],
+    }
+
+
+def summary(run_folder, metrics, exported) -> str:
+    """What `python -m seq2seq.train` prints at the end: where everything went, the scores."""
+    folder = RunFolder(run_folder)
+    test = metrics["test"]
+    lines = [
+        f"run folder:  {folder.path}",
+        f"test BLEU:   {test['bleu']:.2f}  ({test['bleu_signature']})",
+        f"test chrF:   {test['chrf']:.2f}",
+    ]
+    if "exact_match" in test:
+        lines.append(f"exact match: {test['exact_match']:.2f}%")
+    lines += [
+        f"metrics:     {folder.metrics}",
+        f"TensorBoard: tensorboard --logdir {folder.tensorboard}",
+        f"checkpoints: {folder.checkpoints}",
+    ]
+    if exported:
+        lines.append(f"SavedModel:  {folder.export}  (serving_default: text -> translation)")
+    lines.append(f"total time:  {metrics['total_seconds']:.0f} s")
+    return "\n".join(lines)
