@@ -1,3 +1,3 @@
 """seq2seq: LSTM encoder-decoder with attention for neural machine translation (Keras 3)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,6 +8,7 @@ import argparse
 import functools
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from seq2seq.config import decode_defaults
@@ -29,8 +30,30 @@ def run_tool(prog, action, args):
 
 
 def quiet_tensorflow():
-    """Hides TensorFlow's C++ info logs (call before TensorFlow is imported)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Imports TensorFlow without its C++ start-up messages (CUDA drivers not found, oneDNN on,
+    ...), which no setting silences in TensorFlow 2.19+ (tensorflow#100442): standard error is
+    sent elsewhere while TensorFlow loads and looks for GPUs, and shown after all if that fails.
+    Later C++ messages below FATAL are hidden too (`TF_CPP_MIN_LOG_LEVEL`, set here unless the
+    environment sets it); TensorFlow's errors still reach the user as Python exceptions."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # loads the GPU libraries, or says they fail
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @functools.cache

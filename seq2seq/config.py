@@ -45,7 +45,7 @@ class DataConfig:
     shuffle_buffer: int = _option(min=1)
     pool_size: int = _option(min=1)
     pad_to_multiple: int = _option(1, min=1)
-    splits: dict[str, str] | None = None  # train/validation/test -> the data set's split names
+    splits: dict[str, str] = field(default_factory=dict)  # ours -> the data set's split names
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     # numbers
     train_size: int | None = _option(None, min=1)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from seq2seq import cli
 from seq2seq.config import load_run_config
-from seq2seq.evaluation.metrics import full_scores
+from seq2seq.evaluation.metrics import exact_match_by_group, full_scores
 from seq2seq.files import atomic_write_json
 from seq2seq.inference.batching import Progress, translate_sorted
 from seq2seq.inference.exported import batch_translator, load_export
@@ -91,6 +91,9 @@ def evaluate(args) -> dict:
     hypotheses = [hypotheses[0].text for hypotheses in results]
     report = {"model": str(export_dir.resolve()), "data": data, "decoding": decoding}
     report.update(full_scores(hypotheses, references, language))
+    if data.get("groups"):
+        groups = data.pop("groups")
+        report["exact_match_by_group"] = exact_match_by_group(hypotheses, references, groups)
     report.update(seconds=seconds, sentences_per_second=len(sources) / max(seconds, 1e-9))
     report["json"] = write_json(json_path, report, explicit=args.output_json is not None)
     if args.hypotheses:
@@ -142,7 +145,7 @@ def load_data(args, run_folder):
 def _load_split(config, split, data_dir):
     """Reads a split with the run's data config (as training did); returns its texts."""
     from seq2seq.data.sources import load_configured_splits
-    from seq2seq.evaluation.scoring import split_texts
+    from seq2seq.evaluation.scoring import split_groups, split_texts
 
     if data_dir:
         config.data.data_dir = data_dir
@@ -155,6 +158,7 @@ def _load_split(config, split, data_dir):
         ) from None
     sources, references = split_texts(splits[split])
     data = {"split": split, "data_source": config.data.source, "data_dir": config.data.data_dir}
+    data["groups"] = split_groups(splits[split])
     return sources, references, data
 
 
@@ -193,6 +197,8 @@ def format_table(report) -> str:
         value = report[key]
         text = str(value) if isinstance(value, int) else f"{value:.2f}"
         rows.append((label, text, report[signature] if signature else ""))
+    for group, value in report.get("exact_match_by_group", {}).items():
+        rows.append((f"  {group}", f"{value:.2f}", ""))
     rows.append(("JSON", report["json"] or "(not written)", ""))
     width = max(len(label) for label, _, _ in rows)
     value_width = max(len(value) for _, value, sig in rows if sig)

@@ -10,9 +10,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from seq2seq import cli
 from seq2seq.config import register_schema, to_config
-from seq2seq.training.fit import TrainingInterrupted
-from seq2seq.training.run import summary, train
 
 register_schema()
 
@@ -20,6 +19,10 @@ register_schema()
 @hydra.main(version_base="1.3", config_path="pkg://seq2seq.conf", config_name="config")
 def main(composed: DictConfig) -> float:
     """Trains; returns the validation BLEU, what a Hydra sweeper optimizes (never test)."""
+    cli.quiet_tensorflow()  # before the library imports TensorFlow
+    from seq2seq.training.fit import TrainingInterrupted
+    from seq2seq.training.run import summary, train
+
     run_dir = HydraConfig.get().runtime.output_dir
     try:
         metrics = train(to_config(composed), run_dir)

@@ -1,4 +1,6 @@
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,22 @@ def test_the_command_line_defaults_are_the_decode_config_defaults():
 
     decode = compose([]).decode
     assert cli.defaults() == decode
+
+
+def _schema_keys(node, prefix=""):
+    for item in dataclasses.fields(node):
+        value = getattr(node, item.name)
+        if dataclasses.is_dataclass(value):
+            yield from _schema_keys(value, f"{prefix}{item.name}.")
+        else:
+            yield f"{prefix}{item.name}"
+
+
+def test_the_configuration_reference_is_current_and_names_every_key():
+    from tests.conftest import REPO
+
+    script = REPO / "scripts" / "config_reference.py"
+    assert subprocess.run([sys.executable, str(script), "--check"]).returncode == 0
+    reference = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [key for key in _schema_keys(compose([])) if f"`{key}`" not in reference]
+    assert not missing

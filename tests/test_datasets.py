@@ -7,8 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from num2words import num2words
 
 from seq2seq.data import catalog, multi30k, multi30k_files, network, numbers
@@ -51,14 +53,40 @@ def test_unknown_source_lists_choices(tmp_path):
         data.load_splits("nope", data_dir=str(tmp_path))
 
 
-def test_numbers_sizes_and_disjoint_splits(tmp_path):
+def test_numbers_sizes_and_groups(tmp_path):
     splits = data.load_splits("numbers", data_dir=str(tmp_path), **NUMBER_OPTIONS)
     assert set(splits) == set(data.SPLITS)
     got = {split: pairs(dataset) for split, dataset in splits.items()}
     assert [len(got[s]) for s in data.SPLITS] == [40, 7, 9]
-    sources = [{source for source, _ in got[s]} for s in data.SPLITS]
-    assert sum(map(len, sources)) == 56  # no duplicates inside or across splits
-    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
+    example = next(splits["test"].as_numpy_iterator())
+    assert example["group"].decode() in {f"{d} digit{'s' if d > 1 else ''}" for d in range(1, 7)}
+
+
+def test_numbers_every_digit_count_is_equally_likely():
+    config = numbers.make_config(**{**NUMBER_OPTIONS, "train_size": 60_000, "test_size": 6_000})
+    for values in numbers.draw_numbers(config).values():
+        counts = np.bincount([len(str(v)) for v in values], minlength=7)[1:]
+        assert (abs(counts - len(values) / 6) < 0.15 * len(values) / 6 + 10).all(), counts
+    train = numbers.draw_numbers(config)["train"]
+    assert len(set(train[train < 10].tolist())) == 10  # every one-digit number is in training
+    assert train.min() >= 0 and train.max() <= 999_999
+
+
+def test_numbers_groups_are_digit_counts():
+    groups = numbers.digit_group(tf.constant([0, 7, 10, 345, 999_999], tf.int64)).numpy()
+    assert [g.decode() for g in groups] == [
+        "1 digit",
+        "1 digit",
+        "2 digits",
+        "3 digits",
+        "6 digits",
+    ]
+
+
+def test_tfds_builder_numbers_needs_no_config(tmp_path):
+    builder = tfds.builder("numbers", data_dir=str(tmp_path))  # registered by seq2seq.data
+    assert builder.builder_config.train_size == 20_000
+    assert builder.builder_config.max_number == 999_999
 
 
 def _dataset_ops(dataset):
@@ -104,15 +132,9 @@ def test_numbers_config_name_encodes_every_option(tmp_path):
     assert len(list((tmp_path / "numbers").glob("*seed*"))) == 2
 
 
-def test_numbers_range_too_small():
-    with pytest.raises(ValueError, match="fewer than the 56 needed"):
-        numbers.make_config(**{**NUMBER_OPTIONS, "max_number": 50})
-
-
-def test_numbers_small_range_uses_every_number():
-    options = {**NUMBER_OPTIONS, "min_number": 10, "max_number": 65}
-    drawn = numbers.draw_numbers(numbers.make_config(**options))
-    assert sorted(n for values in drawn.values() for n in values.tolist()) == list(range(10, 66))
+def test_numbers_empty_range_is_refused():
+    with pytest.raises(ValueError, match=r"\[50, 10\] is not a range"):
+        numbers.make_config(**{**NUMBER_OPTIONS, "min_number": 50, "max_number": 10})
 
 
 # === multi30k ===
@@ -191,6 +213,15 @@ def test_multi30k_line_count_mismatch_names_both_files(tmp_path):
         load_multi30k(str(tmp_path / "tfds"), "fr", "en", manual_dir=str(raw))
 
 
+@needs_multi30k
+def test_multi30k_is_a_tfds_builder_with_a_manual_folder(tmp_path):
+    builder = tfds.builder("multi30k/de-en", data_dir=str(tmp_path))
+    assert "manual" in builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+    config = tfds.download.DownloadConfig(manual_dir=str(MULTI30K_DIR), try_download_gcs=False)
+    builder.download_and_prepare(download_config=config)
+    assert builder.info.splits["validation"].num_examples == 1014
+
+
 def test_multi30k_download_urls():
     names = multi30k_files.file_names(["en", "de"])
     assert "test_2016_flickr.de.gz" in names and "val.en.gz" in names and len(names) == 6
@@ -216,10 +247,14 @@ class FakeDownloadManager:
         self.urls.update(urls)
         return {name: MULTI30K_DIR / name for name in urls}
 
+    @property
+    def manual_dir(self):
+        raise AssertionError("Manual directory does not exist or is empty")  # as TFDS says it
+
 
 @needs_multi30k
 def test_multi30k_download_path_uses_the_file_urls(tmp_path):
-    builder = multi30k.Multi30k(data_dir=str(tmp_path), config="en-fr", manual_dir=None)
+    builder = multi30k.Multi30k(data_dir=str(tmp_path), config="en-fr")
     manager = FakeDownloadManager()
     generators = builder._split_generators(manager)
     expected = multi30k_files.file_names(["en", "fr"])

@@ -47,7 +47,9 @@ def test_test_split_gives_the_training_run_scores(tiny_run, tmp_path, capsys):
         report["sentences"] == metrics["test"]["sentences"] and report["sentences_per_second"] > 0
     )
     assert report["ter_signature"].startswith("nrefs:1|") and 0 <= report["ter"]
-    assert report["bleu_tok_lc_signature"].startswith("moses-tok:en|lc|nrefs:1|")
+    assert report["bleu_tok_lc_signature"].startswith("moses-tok:en|nrefs:1|case:lc|")
+    assert report["ter"] == pytest.approx(metrics["test"]["ter"])
+    assert report["exact_match_by_group"] == metrics["test"]["exact_match_by_group"]
     assert report["data"]["split"] == "test" and report["decoding"] == {
         "signature": "serving_default"
     }

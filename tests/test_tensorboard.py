@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams import metrics as hparams_metrics
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 
@@ -48,7 +49,7 @@ def test_dev_loss_perplexity_bleu_and_chrf(events):
     assert [step for step, _ in bleu] == [4, 8, 8]  # every 4 epochs, then the final evaluation
     assert all(0 <= v <= 100 for _, v in bleu + _values(events, "validation", "dev/chrf"))
     by_step = _values(events, "validation", "dev_by_step/bleu")
-    assert [step for step, _ in by_step] == [50, 100]  # trainer.bleu_every_n_steps=50
+    assert [step for step, _ in by_step] == [50]  # every 50 steps of 8 x 9
 
 
 def test_samples_text_and_attention_images(events):
@@ -64,11 +65,29 @@ def test_samples_text_and_attention_images(events):
         assert histogram[:, 0].min() >= 0.999 and histogram[:, 1].max() <= 1.001  # rows sum to 1
 
 
-def test_hparams_of_the_run_and_final_metrics(events):
-    content = events.SummaryMetadata(".", "_hparams_/session_start_info").plugin_data.content
-    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+def _plugin_data(events, run, tag):
+    content = events.SummaryMetadata(run, tag).plugin_data.content
+    return plugin_data_pb2.HParamsPluginData.FromString(content)
+
+
+def test_hparams_of_the_run_and_final_metrics_join_as_tensorboard_joins_them(events):
+    sessions = [
+        run
+        for run, tags in events.Runs().items()
+        if "_hparams_/session_start_info" in tags["tensors"]
+    ]
+    assert sessions == ["."]
+    info = _plugin_data(events, ".", "_hparams_/session_start_info").session_start_info
     assert info.hparams["model.units"].number_value == 64
     assert info.hparams["data.source"].string_value == "numbers"
-    assert {"final/test_bleu", "final/validation_chrf"} <= set(
-        events.Runs()["validation"]["tensors"]
-    )
+    declared = _plugin_data(events, ".", "_hparams_/experiment").experiment.metric_infos
+    assert {m.name.tag for m in declared} == {
+        "final/test_bleu",
+        "final/test_chrf",
+        "final/validation_bleu",
+        "final/validation_chrf",
+    }
+    for metric in declared:  # where TensorBoard's HParams plugin looks for each value
+        run, tag = hparams_metrics.run_tag_from_session_and_metric(sessions[0], metric.name)
+        [value] = _values(events, run, tag)
+        assert 0 <= value[1] <= 100, metric.name.tag

@@ -1,7 +1,8 @@
 """Multi30k task 1 (Elliott et al. 2016): English image descriptions with de/fr/cs translations.
 
 Splits: ``train`` (29,000 pairs), ``validation`` (``val``, 1,014) and ``test``
-(``test_2016_flickr``, 1,000). The files are read from ``manual_dir`` when given (e.g. a shared
+(``test_2016_flickr``, 1,000). The files are read from TFDS's manual download folder when it
+holds them (``tfds.download.DownloadConfig(manual_dir=...)``, ``data.manual_dir``: e.g. a shared
 read-only copy), else downloaded from the Multi30k GitHub repository by the TFDS download manager.
 Lines are split as `seq2seq.lines` says; the text is otherwise kept as is.
 """
@@ -28,13 +29,7 @@ PAIRS = (("cs", "en"), ("de", "en"), ("en", "fr"))
 
 
 class Multi30k(tfds.core.GeneratorBasedBuilder):
-    """TFDS builder of Multi30k task 1; configs ``cs-en``, ``de-en`` and ``en-fr``.
-
-    Args:
-        manual_dir: Folder holding ``{train,val,test_2016_flickr}.{lang}.gz`` (or the same
-            names without ``.gz``); ``None`` downloads them.
-        **kwargs: Passed to ``tfds.core.GeneratorBasedBuilder`` (``data_dir``, ``config``...).
-    """
+    """TFDS builder of Multi30k task 1; configs ``cs-en``, ``de-en`` and ``en-fr``."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
@@ -42,10 +37,12 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
         tfds.core.BuilderConfig(name="-".join(pair), description=f"Multi30k {'-'.join(pair)}")
         for pair in PAIRS
     ]
-
-    def __init__(self, *, manual_dir: str | None = None, **kwargs):
-        self.raw_dir = manual_dir
-        super().__init__(**kwargs)
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    Optional: put {train,val,test_2016_flickr}.{lang}.gz (or the same names without .gz) of
+    both languages from https://github.com/multi30k/dataset/tree/master/data/task1/raw in the
+    manual folder (`scripts/download_multi30k.py --out DIR` fetches them); without them, the
+    files are downloaded.
+    """
 
     @property
     def languages(self) -> tuple[str, str]:
@@ -62,17 +59,18 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        paths = self._local_paths() if self.raw_dir else self._download(dl_manager)
+        manual = _manual_folder(dl_manager)
+        paths = self._local_paths(manual) if manual else self._download(dl_manager)
         return {split: self._generate_examples(paths[split]) for split in SPLIT_STEMS}
 
-    def _local_paths(self) -> dict[str, dict[str, str]]:
+    def _local_paths(self, folder) -> dict[str, dict[str, str]]:
         paths = {}
         for split, stem in SPLIT_STEMS.items():
             try:
-                prefix = os.path.join(self.raw_dir, stem)
+                prefix = os.path.join(folder, stem)
                 paths[split] = {lang: lines.resolve(prefix, lang) for lang in self.languages}
             except FileNotFoundError as error:
-                raise FileNotFoundError(f"multi30k (manual_dir={self.raw_dir}): {error}") from None
+                raise FileNotFoundError(f"multi30k (manual_dir={folder}): {error}") from None
         return paths
 
     def _download(self, dl_manager) -> dict[str, dict[str, str]]:
@@ -92,6 +90,14 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
         pairs = lines.iter_pairs(paths[first], paths[second])
         for index, (text1, text2) in enumerate(pairs):
             yield index, {first: text1, second: text2}
+
+
+def _manual_folder(dl_manager):
+    """TFDS's manual folder if it holds anything, else None (the files are downloaded)."""
+    try:
+        return os.fspath(dl_manager.manual_dir)
+    except AssertionError:  # TFDS's way of saying that the folder is missing or empty
+        return None
 
 
 def config_name(source_language: str, target_language: str) -> str:
@@ -136,10 +142,12 @@ def load(
         ``{"train", "validation", "test"}`` -> datasets of ``{"source", "target"}`` strings.
     """
     config = config_name(source_language, target_language)
-    builder = Multi30k(data_dir=data_dir, config=config, manual_dir=manual_dir)
+    if manual_dir and not os.path.isdir(manual_dir):
+        raise FileNotFoundError(f"data.manual_dir={manual_dir}: no such folder")
+    builder = Multi30k(data_dir=data_dir, config=config)
     if not (manual_dir or builder.is_prepared()):
         _check_online(data_dir)
-    prepared.prepare(builder)
+    prepared.prepare(builder, manual_dir=manual_dir)
     splits = {split: split for split in SPLIT_STEMS}
     return prepared.read_pairs(
         builder, splits, source_key=source_language, target_key=target_language

@@ -239,6 +239,7 @@ def make_datasets(
         name: tokenize_pairs(splits[name], source_tokenizer, target_tokenizer, **lengths)
         for name in ("train", "validation")
     }
+    log.info("tokenizing and counting the training pairs")
     stats = pair_statistics(tokenized["train"])
     _log_statistics(stats)
     if stats["pairs"] == stats["empty"]:

@@ -11,6 +11,7 @@ English and 5.5k German ids, and the embeddings and the output layer shrink acco
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,9 +143,20 @@ def train_tokenizers(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = (out_dir / "source.model", out_dir / "target.model")
+    start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         sides = (Path(tmp) / "source.txt", Path(tmp) / "target.txt")
         _write_sides(pairs, *sides)
+        counts = [_count_lines(side) for side in sides]
+        log.info(
+            "training SentencePiece %s (vocabulary %d%s) on %d source and %d target lines "
+            "(at most %d sampled a model)",
+            model_type,
+            vocab_size,
+            ", joint" if joint else "",
+            *counts,
+            max_sentences,
+        )
         if joint:
             proto = train_sentencepiece_files(sides, vocab_size, model_type, max_sentences)
             protos = (proto, proto)
@@ -159,13 +171,7 @@ def train_tokenizers(
         # The models last: a rerun reuses the tokenizers only when both models exist.
         for path, proto in zip(paths, protos):
             atomic_write_bytes(path, proto)
-    log.info(
-        "SentencePiece %s models (vocab %d%s) in %s",
-        model_type,
-        vocab_size,
-        ", joint" if joint else "",
-        out_dir,
-    )
+    log.info("SentencePiece models in %s (%.0f s)", out_dir, time.monotonic() - start)
     return paths
 
 
@@ -257,7 +263,9 @@ def prepare_tokenizers(train_split, out_dir, **options):
     """Trains SentencePiece on the training split, or reuses the models already in out_dir.
     `options`: those of `tokenizers.train_tokenizers` (data.tokenizer.*)."""
     paths = (Path(out_dir) / "source.model", Path(out_dir) / "target.model")
-    if not all(p.exists() for p in paths):
+    if all(p.exists() for p in paths):
+        log.info("SentencePiece models reused from %s", out_dir)
+    else:
         paths = train_tokenizers(_string_pairs(train_split), out_dir, **options)
     return tuple(load_tokenizer(p) for p in paths), paths
 

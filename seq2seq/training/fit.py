@@ -14,7 +14,8 @@ Keras calls its callbacks in list order at every hook, and these depend on one a
 6. `CheckpointKeeper` writes last, epoch and (before any dev BLEU) best weights.
 7. `CompleteHistory` copies into the history entry what 4-6 added to the logs.
 8. `ResumeCheckpoint` saves the resumable state, the completed history included.
-9. `ScalarLogger` writes the logs to TensorBoard; the profiler, if asked, comes last.
+9. `EpochLog` and `ScalarLogger` write the logs to the log and TensorBoard; the profiler, if
+   asked, comes last.
 
 The objects that survive a resume (`get_state` / `set_state`) are named in `_stateful`.
 """
@@ -32,6 +33,7 @@ from seq2seq.training.checkpoints import CheckpointKeeper
 from seq2seq.training.memory import ReleaseFreeMemory
 from seq2seq.training.progress import (
     CompleteHistory,
+    EpochLog,
     ScalarLogger,
     TrainingStatistics,
     optimizer_step,
@@ -146,6 +148,7 @@ def _in_order(callbacks, dev, run_folder, trainer):
     ordered += [callbacks.keeper, CompleteHistory(callbacks.statistics)]
     if callbacks.resume:
         ordered.append(callbacks.resume)
+    ordered.append(EpochLog(trainer.epochs))
     ordered.append(ScalarLogger(str(run_folder.tensorboard), trainer.log_every_n_steps))
     if trainer.profile_steps:
         ordered.append(
@@ -162,7 +165,7 @@ def _run_epochs(model, train, validation, callbacks, restored, epochs):
     # Datasets of unknown length make Keras warn at every epoch end although every epoch runs.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
-    verbose = 1 if sys.stdout.isatty() else 2  # progress bar on a terminal, a line an epoch in logs
+    verbose = 1 if sys.stdout.isatty() else 0  # a progress bar on a terminal; `EpochLog` too
     run = functools.partial(
         model.fit, train, validation_data=validation, callbacks=callbacks, verbose=verbose
     )

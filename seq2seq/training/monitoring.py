@@ -76,7 +76,11 @@ def write_samples(writer, samples, references, step):
 
 
 def write_hparams(log_dir, hparams, run_name):
-    """Logs the run's hyperparameters for TensorBoard's HParams dashboard."""
+    """Logs the run's hyperparameters for TensorBoard's HParams dashboard.
+
+    TensorBoard finds a metric's values in the run of the HParams session joined with the
+    metric's group: the group is empty, so `write_final_metrics` writes into `log_dir` too.
+    """
     with tf.summary.create_file_writer(log_dir).as_default():
         hparams_api.hparams_config(
             hparams=[hparams_api.HParam(k) for k in hparams],
@@ -89,6 +93,7 @@ FINAL_METRICS = ("test_bleu", "test_chrf", "validation_bleu", "validation_chrf")
 
 
 def write_final_metrics(log_dir, results, step):
+    """The run's final scores, as `write_hparams` declared them (the same `log_dir`)."""
     with tf.summary.create_file_writer(log_dir).as_default():
         for split in ("test", "validation"):
             for name in ("bleu", "chrf"):

@@ -1,5 +1,6 @@
-"""How training progresses: steps, perplexity, learning rate, tokens/s, TensorBoard scalars."""
+"""How training progresses: steps, perplexity, learning rate, tokens/s, the log, TensorBoard."""
 
+import logging
 import math
 import time
 
@@ -81,6 +82,34 @@ class CompleteHistory(keras.callbacks.Callback):
         if logs and self.stats.history:
             entry = self.stats.history[-1]
             entry.update({k: float(v) for k, v in logs.items() if k not in entry})
+
+
+log = logging.getLogger(__name__)
+
+EPOCH_LINE = (
+    ("loss", "loss {:.4f}"),
+    ("perplexity", "ppl {:.2f}"),
+    ("token_accuracy", "acc {:.4f}"),
+    ("val_loss", "val loss {:.4f}"),
+    ("val_perplexity", "val ppl {:.2f}"),
+    ("dev_bleu", "dev BLEU {:.2f}"),
+    ("learning_rate", "lr {:.3g}"),
+    ("target_tokens_per_second", "{:,.0f} target tok/s"),
+    ("seconds", "{:.0f} s"),
+)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One line an epoch in the log (and so in the run's `train.log`)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [fmt.format(float(logs[key])) for key, fmt in EPOCH_LINE if key in logs]
+        log.info("epoch %d/%d: %s", epoch + 1, self.epochs, ", ".join(parts))
 
 
 class ScalarLogger(keras.callbacks.Callback):

@@ -19,7 +19,7 @@ from seq2seq import config as config_lib
 from seq2seq.data import pipeline
 from seq2seq.data.sources import load_configured_splits
 from seq2seq.data.tokenizers import prepare_tokenizers, vocabulary_size
-from seq2seq.evaluation.scoring import evaluate, split_texts
+from seq2seq.evaluation.scoring import evaluate, split_groups, split_texts
 from seq2seq.files import atomic_write_json, atomic_write_text, writable_dir
 from seq2seq.inference.export import export_saved_model
 from seq2seq.inference.translator import TEXT_SIGNATURE, make_translator
@@ -32,7 +32,7 @@ from seq2seq.training.fit import fit
 from seq2seq.training.memory import release_training_graphs
 from seq2seq.training.model_setup import build_translator, reseed_host, set_seed
 from seq2seq.training.resume import ResumeState
-from seq2seq.training.validation import validate
+from seq2seq.training.validation import validate, with_dev_schedule
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def train(config, run_dir) -> dict:
     `config` is a `seq2seq.config.Config`; it is validated before anything is written.
     """
     start = time.monotonic()
-    validate(config)
+    config = with_dev_schedule(validate(config))
     strategy = distribute.make_strategy(config.trainer.strategy)  # before any other TF op
     chief = distribute.is_chief(strategy)  # other workers write to a temporary folder
     folder = _start_run(config, distribute.worker_run_dir(strategy, run_dir))
@@ -78,7 +78,7 @@ def train(config, run_dir) -> dict:
     weights = load_final_weights(model, folder, config.trainer)
     results = {"validation": dev.evaluate_now(len(history))}
     results["test"] = _test_evaluation(config, translate_fn, splits["test"], folder)
-    monitoring.write_final_metrics(str(folder.tensorboard_run("validation")), results, len(history))
+    monitoring.write_final_metrics(str(folder.tensorboard), results, len(history))
     if config.export:
         export_saved_model(translator, folder.export)
     metrics = _metrics(results, history, stats, train_seconds, out_of_time, model, start)
@@ -184,8 +184,9 @@ def _start_run(config, run_dir):
 
 def _dev_evaluation(config, translator, translate_fn, validation, folder):
     """The DevEvaluation callback: BLEU/chrF on at most K dev sentences, samples, attention."""
-    sources, references = split_texts(validation, config.trainer.validation_max_sentences)
-    exact = config.data.source == "numbers"
+    limit = config.trainer.validation_max_sentences
+    sources, references = split_texts(validation, limit)
+    groups = split_groups(validation, limit)
     n = config.trainer.tensorboard_samples
 
     def scores():
@@ -195,7 +196,7 @@ def _dev_evaluation(config, translator, translate_fn, validation, folder):
             references,
             batch_size=config.decode.batch_size,
             parallel=config.decode.parallel_batches,
-            exact_match=exact,
+            groups=groups,
         )[0]
 
     def samples(writer, step):
@@ -218,7 +219,7 @@ def _test_evaluation(config, translate_fn, test, folder):
         *split_texts(test),
         batch_size=config.decode.batch_size,
         parallel=config.decode.parallel_batches,
-        exact_match=config.data.source == "numbers",
+        groups=split_groups(test),
     )
     atomic_write_text(folder.test_hypotheses, "\n".join(hypotheses) + "\n")
     return scores
@@ -254,6 +255,9 @@ def summary(run_folder, metrics, exported) -> str:
     ]
     if "exact_match" in test:
         lines.append(f"exact match: {test['exact_match']:.2f}%")
+        by_group = test.get("exact_match_by_group", {})
+        if by_group:
+            lines.append("             " + ", ".join(f"{g} {v:.1f}%" for g, v in by_group.items()))
     lines += [
         f"metrics:     {folder.metrics}",
         f"TensorBoard: tensorboard --logdir {folder.tensorboard}",

@@ -6,10 +6,13 @@ settings; the first key at fault is named in a one-line error.
 
 import dataclasses
 import importlib
+import logging
 import math
 
 from seq2seq.inference.settings import CONFIG_NAMES, check_beam_settings
 from seq2seq.model.translator import check_architecture
+
+log = logging.getLogger(__name__)
 
 
 def validate(config):
@@ -81,3 +84,16 @@ def _check_relations(config):
             f"trainer.profile_steps={steps}: must be [first, last] with 0 < first <= last"
         )
     check_architecture(**model.architecture())
+
+
+def with_dev_schedule(config):
+    """`config`, with dev BLEU every epoch when plateau decay or early stopping needs it and no
+    dev evaluation is scheduled (they would otherwise never act); says so in the log."""
+    trainer = config.trainer
+    needs_bleu = trainer.schedule == "plateau" or trainer.early_stopping_patience > 0
+    if needs_bleu and not (trainer.bleu_every_n_epochs or trainer.bleu_every_n_steps):
+        reason = "schedule=plateau" if trainer.schedule == "plateau" else "early_stopping_patience"
+        log.info("trainer.%s needs dev BLEU: trainer.bleu_every_n_epochs=1", reason)
+        trainer = dataclasses.replace(trainer, bleu_every_n_epochs=1)
+        config = dataclasses.replace(config, trainer=trainer)
+    return config
