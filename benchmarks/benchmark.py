@@ -32,6 +32,7 @@ from seq2seq.evaluation.scoring import split_texts, translate_sentences
 from seq2seq.inference.threads import configure_decoding_threads
 from seq2seq.inference.translator import TEXT_SIGNATURE, make_translator
 from seq2seq.model.translator import set_precision
+from seq2seq.model.weights import load_weights
 from seq2seq.run_folder import RunFolder
 from seq2seq.training.run import build_model, prepare_data
 
@@ -150,7 +151,7 @@ def training_figures(model, train_ds, args):
 def decoding_figures(model, translator, splits, cfg, args):
     """Greedy and beam sentences/s (medians and every run) and the sacreBLEU of each."""
     if args.run_dir:  # a trained model decodes realistic lengths; an untrained one runs long
-        model.load_weights(RunFolder(args.run_dir).last_weights)
+        load_weights(model, RunFolder(args.run_dir).last_weights)
     sources, references = split_texts(splits[args.split], args.decode_sentences)
     result = {}
     for name, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):

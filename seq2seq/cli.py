@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from seq2seq.config import decode_defaults
+from seq2seq.files import writable_dir
 from seq2seq.run_folder import find_export
 
 
@@ -60,6 +61,21 @@ def quiet_tensorflow():
 def defaults():
     """The decoding defaults (`decode.*`), from the YAML the training configuration uses."""
     return decode_defaults()
+
+
+def check_output_folders(argv):
+    """Exits with one line when the run (or sweep) folder that Hydra is about to create cannot
+    be: Hydra creates it before the program runs, and reports a failure as a traceback."""
+    sweep = "-m" in argv or "--multirun" in argv
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    given = [arg.split("=", 1)[1] for arg in argv if arg.startswith(f"{key}=")]
+    try:
+        if given:
+            writable_dir(given[-1], key)
+        elif not os.access(os.getcwd(), os.W_OK):
+            raise OSError(f"{key}: the current folder {os.getcwd()} is not writable; set {key}=")
+    except OSError as error:
+        sys.exit(f"seq2seq.train: error: {error}")
 
 
 def find_model(path):

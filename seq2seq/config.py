@@ -112,6 +112,7 @@ class TrainerConfig:
     validation_max_sentences: int = _option(min=1)
     tensorboard_samples: int = _option(min=0)
     profile_steps: list[int] | None = None
+    deterministic: bool = MISSING
     strategy: str = _option(choices="seq2seq.training.distribute:STRATEGIES")
 
 
@@ -157,8 +158,11 @@ def register_schema():
 def _compose(overrides):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
 
     register_schema()
+    if GlobalHydra.instance().is_initialized():  # inside `python -m seq2seq.train`
+        return hydra_compose("config", overrides=list(overrides))
     with initialize_config_module(version_base="1.3", config_module="seq2seq.conf"):
         return hydra_compose("config", overrides=list(overrides))
 

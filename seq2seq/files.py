@@ -7,10 +7,25 @@ import tempfile
 from pathlib import Path
 
 
+def ensure_free_space(folder, needed_bytes, what):
+    """Raises OSError, naming `folder`, when it has less than `needed_bytes` free: a full disk is
+    reported before a write, not as the failure of a library halfway through one."""
+    existing = Path(folder).absolute()
+    while not existing.exists():  # the folder may be about to be created
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < needed_bytes:
+        raise OSError(
+            f"{what}: {folder} has {free / 2**20:.1f} MiB free, "
+            f"{needed_bytes / 2**20:.1f} MiB needed (disk full?)"
+        )
+
+
 def atomic_write_bytes(path, data):
     """Writes bytes to a temporary file beside `path`, fsyncs it, then renames it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_free_space(path.parent, len(data) + 2**16, f"writing {path.name}")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -62,6 +77,8 @@ def recover_dir(final_dir):
 def writable_dir(path, setting):
     """Creates `path` if needed and checks it can be written; errors name the setting."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OSError(f"{setting}={path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write_probe"

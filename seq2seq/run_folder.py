@@ -15,6 +15,7 @@ An ensemble's folder (`seq2seq.ensemble`) has the same layout, with `config.yaml
 TensorFlow starts.
 """
 
+import os
 from pathlib import Path
 
 from seq2seq.files import parked_copy
@@ -145,3 +146,42 @@ def run_folder_of(export_dir) -> RunFolder | None:
         if RunFolder(candidate).config.is_file():
             return RunFolder(candidate)
     return None
+
+
+class RunFolderInUse(OSError):
+    """Another process trains in the run folder; the message says which."""
+
+
+class RunLock:
+    """One training process per run folder: an exclusive `fcntl` lock on `.lock`, which names
+    its holder (process id, host, start time) for the message a second process gets. The
+    lock goes with the process, however it ends (a killed run leaves no stale lock)."""
+
+    def __init__(self, folder):
+        self.path = RunFolder(folder).path / ".lock"
+
+    def __enter__(self):
+        import fcntl
+        import socket
+        import time
+
+        self.file = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise RunFolderInUse(
+                f"hydra.run.dir={self.path.parent} is in use by {holder}: wait for it, or "
+                "choose another hydra.run.dir"
+            ) from None
+        self.file.truncate(0)
+        self.file.write(
+            f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%c')}\n"
+        )
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()  # releases the lock

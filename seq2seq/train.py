@@ -35,5 +35,12 @@ def main(composed: DictConfig) -> float:
     return metrics["validation"]["bleu"]
 
 
-if __name__ == "__main__":
+def run():
+    """`python -m seq2seq.train` and the `seq2seq-train` script: `main` with Hydra's output
+    folder checked first."""
+    cli.check_output_folders(sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    run()

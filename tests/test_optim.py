@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seq2seq.model.weights import load_weights
 from seq2seq.run_folder import RunFolder
 from seq2seq.training import checkpoints, optim
 from seq2seq.training.stopping import EarlyStopping
@@ -88,7 +89,7 @@ def test_keeper_keeps_last_k_and_best_by_dev_bleu_and_averages(tmp_path):
     folder = RunFolder(tmp_path)
     names = sorted(p.name for p in folder.checkpoints.glob("epoch_*"))
     assert names == ["epoch_002.weights.h5", "epoch_003.weights.h5"]
-    model.load_weights(folder.best_weights)
+    load_weights(model, folder.best_weights)
     assert float(model.layers[0].kernel[0, 0]) == 1.0  # epoch 2 had the best BLEU
     checkpoints.average_checkpoints(model, folder.last_epoch_weights(2))
     assert float(model.layers[0].kernel[0, 0]) == pytest.approx(1.5)

@@ -248,7 +248,8 @@ def load_tokenizer(model_path):
     )
     vocab = model_path.with_suffix(".vocab")
     if vocab.exists():
-        lines = vocab.read_text(encoding="utf-8").splitlines()
+        # Split on "\n" only: a piece may hold a character that str.splitlines breaks at.
+        lines = vocab.read_text(encoding="utf-8").removesuffix("\n").split("\n")
         kept = [int(line.rsplit("\t", 1)[1]) for line in lines]
     else:
         kept = range(int(sentencepiece.vocab_size()))

@@ -11,9 +11,10 @@ import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from seq2seq.files import replace_dir
+from seq2seq.files import ensure_free_space, replace_dir
 from seq2seq.inference.exported import load_export
 from seq2seq.inference.translator import OPTIONS_SIGNATURE, TEXT_SIGNATURE
 from seq2seq.memory import release_unreachable
@@ -25,6 +26,8 @@ def export_saved_model(translator, path, check_sentence="1"):
     """Writes the SavedModel atomically: a temp folder, verified by reloading, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    weights = sum(int(np.prod(w.shape)) * 4 for w in translator.model.weights)  # float32
+    ensure_free_space(path.parent, weights + 16 * 2**20, f"writing the export {path}")
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         with _without_cudnn(translator.model):

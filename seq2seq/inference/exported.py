@@ -13,7 +13,7 @@ _ASCII_SPACE = " \t\n\r\f\v"  # what tf.strings.strip removes inside the export
 
 
 class UnsupportedExport(ValueError):
-    """The export lacks a signature that the options need."""
+    """The export cannot be loaded, or lacks a signature that the options need."""
 
 
 class Hypothesis(NamedTuple):
@@ -29,11 +29,19 @@ def is_blank(sentence: str) -> bool:
 
 
 def load_export(export_dir):
-    """Loads an exported translator; tensorflow_text is imported first (SentencePiece op)."""
+    """Loads an exported translator; tensorflow_text is imported first (SentencePiece op).
+
+    Raises:
+        UnsupportedExport: the folder holds no loadable SavedModel (corrupt or incomplete).
+    """
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    return tf.saved_model.load(str(export_dir))
+    try:
+        return tf.saved_model.load(str(export_dir))
+    except Exception as error:  # TensorFlow raises many kinds for a damaged SavedModel
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UnsupportedExport(f"{export_dir}: cannot load the SavedModel: {reason}") from None
 
 
 def batch_translator(model, options: DecodeOptions, *, scores=False):

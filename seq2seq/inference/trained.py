@@ -6,7 +6,6 @@ served by `seq2seq.translate` and `seq2seq.evaluate`), `config.yaml` (the first 
 """
 
 import shutil
-import warnings
 from pathlib import Path
 
 from seq2seq import config as config_lib
@@ -17,6 +16,7 @@ from seq2seq.inference.settings import CONFIG_NAMES, check_beam_settings
 from seq2seq.inference.translator import make_translator
 from seq2seq.model import translator as translator_lib
 from seq2seq.model.ensemble import Ensemble
+from seq2seq.model.weights import load_weights
 from seq2seq.run_folder import RunFolder
 
 TOKENIZER_FILES = ("source.model", "target.model", "source.vocab", "target.vocab")
@@ -47,9 +47,7 @@ def load_final_model(run_folder, tokenizers):
         )
     sizes = [vocabulary_size(tokenizer) for tokenizer in tokenizers]
     model = translator_lib.build(*sizes, **config.model.architecture())
-    with warnings.catch_warnings():  # the checkpoint's optimizer slots are not needed here
-        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-        model.load_weights(path)
+    load_weights(model, path)
     return model, path
 
 

@@ -1,36 +1,12 @@
 """Weights checkpoints of a run: last, best, the last K epochs, and their average."""
 
 import math
-import os
-from pathlib import Path
 
 import keras
 import numpy as np
 
+from seq2seq.model.weights import load_weights, remove_stale_temp_files, save_weights
 from seq2seq.run_folder import RunFolder
-
-TEMP_SUFFIX = ".tmp.weights.h5"
-
-
-def save_weights_atomically(model, path):
-    """Writes a temp file beside `path`, fsyncs it, then renames it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
-    try:
-        model.save_weights(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temp_files(directory):
-    """Deletes the temp weights files that killed processes left in `directory`."""
-    for stale in Path(directory).glob(f".*{TEMP_SUFFIX}"):
-        stale.unlink(missing_ok=True)
 
 
 class CheckpointKeeper(keras.callbacks.Callback):
@@ -38,13 +14,14 @@ class CheckpointKeeper(keras.callbacks.Callback):
     last `keep` of them) and `best.weights.h5`, in `run_folder`'s checkpoints.
 
     Best is by dev BLEU (`on_dev_bleu`, from `DevEvaluation` after an epoch or batch) once
-    there is one, before that by `val_loss`. A non-finite epoch writes nothing, so the last good
-    weights stay.
+    there is one, before that by `val_loss`. An epoch whose loss is not finite, or during which
+    `stop` (the `StopConditions`) saw training fail, writes nothing: the last good weights stay.
     """
 
-    def __init__(self, run_folder, keep):
+    def __init__(self, run_folder, keep, stop=None):
         super().__init__()
         self.folder = RunFolder(run_folder)
+        self.stop = stop
         remove_stale_temp_files(self.folder.checkpoints)
         self.keep = keep
         self.best = -math.inf  # minus the best validation loss
@@ -52,21 +29,23 @@ class CheckpointKeeper(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if not math.isfinite(float(logs.get("loss", 0.0))):
+        if not math.isfinite(float(logs.get("loss", 0.0))) or (self.stop and not self.stop.healthy):
             return
-        save_weights_atomically(self.model, self.folder.last_weights)
+        save_weights(self.model, self.folder.last_weights)
         if self.keep:
-            save_weights_atomically(self.model, self.folder.epoch_weights(epoch + 1))
+            save_weights(self.model, self.folder.epoch_weights(epoch + 1))
             self.folder.epoch_weights(epoch + 1 - self.keep).unlink(missing_ok=True)
         loss = logs.get("val_loss", math.inf)
         if self.best_bleu == -math.inf and -loss > self.best:  # no dev BLEU yet
             self.best = -loss
-            save_weights_atomically(self.model, self.folder.best_weights)
+            save_weights(self.model, self.folder.best_weights)
 
     def on_dev_bleu(self, bleu):
+        if self.stop and not self.stop.healthy:
+            return
         if bleu > self.best_bleu:
             self.best_bleu = bleu
-            save_weights_atomically(self.model, self.folder.best_weights)
+            save_weights(self.model, self.folder.best_weights)
 
     def get_state(self):
         return {"best": self.best, "best_bleu": self.best_bleu}
@@ -81,7 +60,7 @@ def average_checkpoints(model, paths):
         raise ValueError("no checkpoints to average")
     total = None
     for path in paths:
-        model.load_weights(path)
+        load_weights(model, path)
         weights = [np.asarray(w, np.float64) for w in model.get_weights()]
         total = weights if total is None else [t + w for t, w in zip(total, weights)]
     model.set_weights([t / len(paths) for t in total])

@@ -21,6 +21,7 @@ The objects that survive a resume (`get_state` / `set_state`) are named in `_sta
 """
 
 import functools
+import math
 import sys
 import warnings
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from seq2seq.training.progress import (
     optimizer_step,
 )
 from seq2seq.training.resume import EpochStart, ResumeCheckpoint
-from seq2seq.training.stopping import EarlyStopping, StopConditions
+from seq2seq.training.stopping import DIVERGENCE_FACTOR, EarlyStopping, StopConditions
 
 
 class TrainingInterrupted(Exception):
@@ -123,13 +124,20 @@ def _make_callbacks(model, run_folder, trainer, train_stats, position, restored)
         )
     if trainer.early_stopping_patience:
         listeners.append(EarlyStopping(model, trainer.early_stopping_patience))
+    stop = StopConditions(trainer.max_minutes, used, _loss_ceiling(model))
     return _Callbacks(
         epoch_start=EpochStart(position, restored or None),
-        stop=StopConditions(trainer.max_minutes, used),
+        stop=stop,
         statistics=statistics,
-        keeper=CheckpointKeeper(run_folder, trainer.keep_checkpoints),
+        keeper=CheckpointKeeper(run_folder, trainer.keep_checkpoints, stop),
         listeners=listeners,
     )
+
+
+def _loss_ceiling(model):
+    """`DIVERGENCE_FACTOR` times the cross-entropy of a uniform guess over the target pieces."""
+    vocabulary = getattr(model, "target_vocabulary_size", None)
+    return DIVERGENCE_FACTOR * math.log(vocabulary) if vocabulary else math.inf
 
 
 def _stateful(callbacks):

@@ -10,9 +10,12 @@ from seq2seq.model import translator
 from seq2seq.training.losses import MaskedCrossEntropy, NegativeLogLikelihood, TokenAccuracy
 
 
-def set_seed(seed):
-    """Seeds Python, NumPy and TensorFlow."""
+def set_seed(seed, deterministic=False):
+    """Seeds Python, NumPy and TensorFlow; with `deterministic`, TensorFlow's ops run their
+    deterministic implementations too (an op without one then fails, naming itself)."""
     keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def reseed_host(seed):

@@ -11,15 +11,17 @@ epoch skips the batches already trained, so the run continues as if never stoppe
 `state.json` is written (atomically) only after the checkpoint it names is complete.
 """
 
+import dataclasses
 import json
 import logging
 import math
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from seq2seq.files import atomic_write_json
+from seq2seq.files import atomic_write_json, ensure_free_space
 from seq2seq.training.progress import optimizer_step
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,14 @@ class ResumeState:
         return state
 
     def save(self, state):
-        """Writes the checkpoint, then `state` (a dict) naming it."""
+        """Writes the checkpoint, then `state` (a dict) naming it.
+
+        Raises:
+            OSError: too little free space for it (the folder named); the previous state stays.
+        """
+        variables = self.checkpoint.model.weights + self.checkpoint.optimizer.variables
+        size = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+        ensure_free_space(self.directory.parent, size + 2**20, "saving the resumable state")
         step = int(keras.ops.convert_to_numpy(self.checkpoint.optimizer.iterations))
         state = {**state, "checkpoint": self.manager.save(checkpoint_number=step)}
         atomic_write_json(self.directory / STATE_FILE, state)
@@ -127,7 +136,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.metrics = {
             v.path: float(keras.ops.convert_to_numpy(v)) for v in self.model.metrics_variables
         }
-        self.finite = _finite((logs or {}).get("loss"))
+        self.finite = _finite((logs or {}).get("loss")) and self.stop.healthy
         step = optimizer_step(self.model)
         if self.every_n_steps and step % self.every_n_steps == 0 or self.stop.interrupted:
             self._save_mid_epoch()
@@ -135,7 +144,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.stop.interrupted:
             self._save_mid_epoch()
-        elif _finite((logs or {}).get("loss")) and not self.stop.out_of_time:
+        elif _finite((logs or {}).get("loss")) and self.stop.healthy and not self.stop.out_of_time:
             self._save(epoch + 1, 0, None)
 
     def _save_mid_epoch(self):
@@ -155,3 +164,61 @@ class ResumeCheckpoint(keras.callbacks.Callback):
                 "training_seconds": self.statistics.training_seconds(),
             }
         )
+
+
+# What may change when a run folder is run again: how long to train, what to log and keep, and
+# how to decode and export (none of these touches the state the run continues from).
+CHANGEABLE_ON_RESUME = (
+    "export",
+    "data.data_dir",
+    "data.manual_dir",
+    "decode.",
+    "trainer.epochs",
+    "trainer.max_minutes",
+    "trainer.early_stopping_patience",
+    "trainer.keep_checkpoints",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.release_memory_every_n_steps",
+    "trainer.average_last_checkpoints",
+    "trainer.final_weights",
+    "trainer.log_every_n_steps",
+    "trainer.bleu_every_n_epochs",
+    "trainer.bleu_every_n_steps",
+    "trainer.validation_max_sentences",
+    "trainer.tensorboard_samples",
+    "trainer.profile_steps",
+)
+
+
+def changed_settings(saved, new):
+    """The settings of `new` that differ from `saved` (both `seq2seq.config.Config`): those that
+    may change when a run continues, as `{key: (old, new)}`.
+
+    Raises:
+        ValueError: others differ; the message lists them, old -> new.
+    """
+    old, now = _flat(dataclasses.asdict(saved)), _flat(dataclasses.asdict(new))
+    differing = {
+        k: (old.get(k), now.get(k))
+        for k in sorted(old.keys() | now.keys())
+        if old.get(k) != now.get(k)
+    }
+    refused = {k: v for k, v in differing.items() if not k.startswith(CHANGEABLE_ON_RESUME)}
+    if refused:
+        listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in refused.items())
+        raise ValueError(
+            f"the run folder was trained with other settings, which a continued run cannot "
+            f"change: {listed}; use a new hydra.run.dir (or trainer.init_from to start from "
+            "its weights)"
+        )
+    return differing
+
+
+def _flat(tree, prefix=""):
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "splits":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -10,6 +10,7 @@ import json
 import logging
 import statistics
 import time
+from typing import NamedTuple
 
 import absl.logging
 import tensorflow as tf
@@ -24,29 +25,68 @@ from seq2seq.files import atomic_write_json, atomic_write_text, writable_dir
 from seq2seq.inference.export import export_saved_model
 from seq2seq.inference.translator import TEXT_SIGNATURE, make_translator
 from seq2seq.model.translator import set_precision
-from seq2seq.run_folder import RunFolder
+from seq2seq.model.weights import load_weights, save_weights
+from seq2seq.run_folder import RunFolder, RunLock
 from seq2seq.training import distribute, monitoring, optim
-from seq2seq.training.checkpoints import average_checkpoints, save_weights_atomically
+from seq2seq.training.checkpoints import average_checkpoints
 from seq2seq.training.dev import DevEvaluation
 from seq2seq.training.fit import fit
 from seq2seq.training.memory import release_training_graphs
 from seq2seq.training.model_setup import build_translator, reseed_host, set_seed
-from seq2seq.training.resume import ResumeState
+from seq2seq.training.resume import ResumeState, changed_settings
 from seq2seq.training.validation import validate, with_dev_schedule
 
 log = logging.getLogger(__name__)
 
 
+class _Run(NamedTuple):
+    """What a run builds before training: data, model, translator, dev evaluation."""
+
+    splits: dict
+    datasets: tuple  # training batches, validation batches, statistics, data position
+    model: object
+    translator: object
+    translate_fn: object
+    dev: DevEvaluation
+    resume: ResumeState | None
+
+
 def train(config, run_dir) -> dict:
     """Runs one experiment in `run_dir` and returns its metrics (also in `metrics.json`).
 
-    `config` is a `seq2seq.config.Config`; it is validated before anything is written.
+    `config` is a `seq2seq.config.Config`; it is validated before anything is written. One
+    process at a time trains in a run folder; run again, it continues where it stopped, with the
+    settings that may change (`resume.changed_settings`).
     """
     start = time.monotonic()
     config = with_dev_schedule(validate(config))
     strategy = distribute.make_strategy(config.trainer.strategy)  # before any other TF op
-    chief = distribute.is_chief(strategy)  # other workers write to a temporary folder
-    folder = _start_run(config, distribute.worker_run_dir(strategy, run_dir))
+    folder = RunFolder(writable_dir(distribute.worker_run_dir(strategy, run_dir), "hydra.run.dir"))
+    with RunLock(folder):
+        _start_run(config, folder)
+        run = _build(config, folder, strategy)
+        train_ds, val_ds, stats, position = run.datasets
+        history, out_of_time = fit(
+            run.model,
+            train_ds,
+            val_ds,
+            run_folder=folder,
+            trainer=config.trainer,
+            train_stats=stats,
+            position=position,
+            dev=run.dev,
+            resume=run.resume,
+        )
+        metrics = _finish(config, folder, run, history, out_of_time, start)
+        metrics.update(strategy=config.trainer.strategy, replicas=strategy.num_replicas_in_sync)
+        atomic_write_json(folder.metrics, metrics)
+    if distribute.is_chief(strategy):
+        log.info("metrics: %s", json.dumps({k: metrics[k] for k in ("validation", "test")}))
+    distribute.finish_run_dir(strategy, folder.path)
+    return metrics
+
+
+def _build(config, folder, strategy):
     replicas = strategy.num_replicas_in_sync
     splits, toks, (train_ds, val_ds, stats, position) = prepare_data(config, folder, replicas)
     reseed_host(config.seed)  # preparing a TFDS data set the first time draws numbers
@@ -62,32 +102,43 @@ def train(config, run_dir) -> dict:
     translator = make_translator(model, toks, config.decode)
     translate_fn = tf.function(translator.translate, input_signature=TEXT_SIGNATURE)
     dev = _dev_evaluation(config, translator, translate_fn, splits["validation"], folder)
-    history, out_of_time = fit(
-        model,
-        train_ds,
-        val_ds,
-        run_folder=folder,
-        trainer=config.trainer,
-        train_stats=stats,
-        position=position,
-        dev=dev,
-        resume=resume_state,
-    )
+    datasets = (train_ds, val_ds, stats, position)
+    return _Run(splits, datasets, model, translator, translate_fn, dev, resume_state)
+
+
+def _finish(config, folder, run, history, out_of_time, start):
+    """The final weights, evaluation and export; the run's metrics."""
     train_seconds = time.monotonic() - start
-    release_training_graphs(model)
-    weights = load_final_weights(model, folder, config.trainer)
-    results = {"validation": dev.evaluate_now(len(history))}
-    results["test"] = _test_evaluation(config, translate_fn, splits["test"], folder)
+    release_training_graphs(run.model)
+    weights = load_final_weights(run.model, folder, config.trainer)
+    results = {"validation": run.dev.evaluate_now(len(history))}
+    results["test"] = _test_evaluation(config, run.translate_fn, run.splits["test"], folder)
     monitoring.write_final_metrics(str(folder.tensorboard), results, len(history))
+    _warn_if_below_the_best(run.dev.scores, results["validation"], weights)
     if config.export:
-        export_saved_model(translator, folder.export)
-    metrics = _metrics(results, history, stats, train_seconds, out_of_time, model, start)
-    metrics.update(final_weights=weights, strategy=config.trainer.strategy, replicas=replicas)
-    atomic_write_json(folder.metrics, metrics)
-    if chief:
-        log.info("metrics: %s", json.dumps({k: metrics[k] for k in ("validation", "test")}))
-    distribute.finish_run_dir(strategy, folder.path)
+        export_saved_model(run.translator, folder.export)
+    stats = run.datasets[2]
+    metrics = _metrics(results, history, stats, train_seconds, out_of_time, run.model, start)
+    metrics["final_weights"] = weights
     return metrics
+
+
+def _warn_if_below_the_best(dev_scores, final, weights):
+    """Says so when the weights evaluated and exported score below the best dev evaluation."""
+    earlier = dev_scores[:-1]  # the last entry is the final evaluation itself
+    if not earlier:
+        return
+    best = max(earlier, key=lambda s: s["bleu"])
+    if best["bleu"] > final["bleu"] + 0.5:
+        when = f"epoch {best['epoch']}" if "epoch" in best else f"step {best['step']}"
+        log.warning(
+            "the exported weights (%s) score dev BLEU %.2f, below the best evaluation's %.2f "
+            "(%s): trainer.final_weights=best would export that one",
+            weights,
+            final["bleu"],
+            best["bleu"],
+            when,
+        )
 
 
 def prepare_data(config, run_folder, num_replicas=1):
@@ -158,7 +209,7 @@ def load_final_weights(model, run_folder, trainer):
     if trainer.average_last_checkpoints > 1:
         paths = folder.last_epoch_weights(trainer.average_last_checkpoints)
         average_checkpoints(model, paths)
-        save_weights_atomically(model, folder.averaged_weights)
+        save_weights(model, folder.averaged_weights)
         described = f"average of {[p.name for p in paths]}"
     path = folder.final_weights(
         average_last_checkpoints=trainer.average_last_checkpoints,
@@ -166,20 +217,24 @@ def load_final_weights(model, run_folder, trainer):
     )
     if path in (None, folder.last_weights, folder.averaged_weights):
         return described
-    model.load_weights(path)
+    load_weights(model, path)
     return path.name
 
 
-def _start_run(config, run_dir):
+def _start_run(config, folder):
+    """Checks a used run folder's settings against these, seeds, writes config.yaml and the
+    HParams."""
     absl.logging.set_verbosity(absl.logging.WARNING)  # TFDS logs every file it opens
     tfds.disable_progress_bar()
-    folder = RunFolder(writable_dir(run_dir, "hydra.run.dir"))
-    set_seed(config.seed)
+    if folder.config.exists():
+        changed = changed_settings(config_lib.load_run_config(folder.config), config)
+        for key, (old, new) in changed.items():
+            log.info("continuing %s with %s=%r (it was %r)", folder.path, key, new, old)
+    set_seed(config.seed, config.trainer.deterministic)
     set_precision(config.trainer.precision)
     atomic_write_text(folder.config, config_lib.to_yaml(config))
     hparams = monitoring.flatten_config(config_lib.to_dict(config))
     monitoring.write_hparams(str(folder.tensorboard), hparams, folder.path.name)
-    return folder
 
 
 def _dev_evaluation(config, translator, translate_fn, validation, folder):

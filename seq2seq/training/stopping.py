@@ -7,26 +7,33 @@ import signal
 import time
 
 import keras
+import tensorflow as tf
 
 from seq2seq.training.progress import optimizer_step
 
 log = logging.getLogger(__name__)
 
 
+DIVERGENCE_FACTOR = 10  # times the loss of a uniform guess over the target vocabulary
+
+
 class StopConditions(keras.callbacks.Callback):
     """Stops training after the current batch, and remembers why:
 
-    - `failure`: the loss became NaN or infinite (`{"step", "loss"}`); the checkpoints skip such
-      epochs, so the last good weights stay on disk.
+    - `failure`: training failed (`{"step", "loss", "why"}`): the loss became NaN or infinite, or
+      diverged (above `loss_ceiling`, far more than a uniform guess costs, which a model only
+      reaches when its weights blow up), or a weight became non-finite. The checkpoints and the
+      resumable state skip such epochs, so the last good weights stay on disk.
     - `interrupted`: the first Ctrl-C (SIGINT); a second one interrupts at once.
     - `out_of_time`: `max_minutes` of training have passed, counting `used_seconds` of the run
       before a resume.
     """
 
-    def __init__(self, max_minutes=None, used_seconds=0.0):
+    def __init__(self, max_minutes=None, used_seconds=0.0, loss_ceiling=math.inf):
         super().__init__()
         self.max_seconds = max_minutes * 60 if max_minutes else None
         self.used_seconds = used_seconds
+        self.loss_ceiling = loss_ceiling
         self.failure = None
         self.interrupted = False
         self.out_of_time = False
@@ -48,18 +55,40 @@ class StopConditions(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.failure = {"step": optimizer_step(self.model), "loss": float(loss)}
-            self.model.stop_training = True
+            self._fail(float(loss), f"the loss became {float(loss)}")
+        elif loss is not None and float(loss) > self.loss_ceiling:
+            self._fail(
+                float(loss),
+                f"the loss diverged to {float(loss):.4g}, above "
+                f"{self.loss_ceiling:.1f} ({DIVERGENCE_FACTOR}x a uniform guess)",
+            )
         if self.max_seconds and time.monotonic() - self.start > self.max_seconds:
             self.out_of_time = True
             self.model.stop_training = True
 
+    def on_epoch_end(self, epoch, logs=None):
+        if self.failure is None and not _all_finite(self.model.trainable_weights):
+            self._fail(float((logs or {}).get("loss", math.nan)), "a weight became non-finite")
+
+    def _fail(self, loss, why):
+        if self.failure is None:
+            self.failure = {"step": optimizer_step(self.model), "loss": loss, "why": why}
+        self.model.stop_training = True
+
+    @property
+    def healthy(self):
+        return self.failure is None
+
     def failure_message(self, checkpoint):
         return (
-            f"training stopped: the loss became {self.failure['loss']} at step "
-            f"{self.failure['step']}; the last good weights are in {checkpoint} "
-            "(try a lower trainer.learning_rate or set trainer.clipnorm)"
+            f"training stopped: {self.failure['why']} at step {self.failure['step']}; the last "
+            f"good weights are in {checkpoint} (try a lower trainer.learning_rate or set "
+            "trainer.clipnorm)"
         )
+
+
+def _all_finite(weights):
+    return all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in weights)
 
 
 class DevBleuPatience:

@@ -47,8 +47,8 @@ def _range_problem(value, rules):
         return "must be a finite number"
     bounds = (
         ("min", lambda b: value >= b, "at least"),
-        ("max", lambda b: value <= b, "at most"),
         ("above", lambda b: value > b, "above"),
+        ("max", lambda b: value <= b, "at most"),
         ("below", lambda b: value < b, "below"),
     )
     broken = [
