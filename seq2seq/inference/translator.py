@@ -161,8 +161,3 @@ def make_translator(model, tokenizers, decode):
 def _unless_empty(text, run, empty):
     """An empty batch skips the network (whose loops need at least one sentence)."""
     return tf.cond(tf.size(text) > 0, run, empty)
-
-
-def _unless_empty(text, run, empty):
-    """An empty batch skips the network (whose loops need at least one sentence)."""
-    return tf.cond(tf.size(text) > 0, run, empty)
