@@ -34,6 +34,7 @@ from seq2seq.inference.translator import TEXT_SIGNATURE, make_translator
 from seq2seq.model.translator import set_precision
 from seq2seq.model.weights import load_weights
 from seq2seq.run_folder import RunFolder
+from seq2seq.training.model_setup import set_seed
 from seq2seq.training.run import build_model, prepare_data
 
 
@@ -100,6 +101,7 @@ def time_decoding(translator, sentences, beam_size, repeats, parallel=1):
 
 
 def build(cfg, args):
+    set_seed(cfg.seed, cfg.trainer.deterministic)  # as training: its cost shows in the figures
     set_precision(cfg.trainer.precision)
     splits, toks, (train_ds, *_) = prepare_data(cfg, Path(args.run_dir or args.workdir))
     model = build_model(cfg, toks, train_ds)
