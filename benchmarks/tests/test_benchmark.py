@@ -49,6 +49,7 @@ def test_benchmark_prints_throughput_memory_and_bleu(tmp_path, tfds_dir, capsys)
     for key in (
         "train_target_tokens_per_second",
         "train_source_tokens_per_second",
+        "train_target_tokens_per_cpu_second",
         "greedy_sentences_per_second",
         "beam3_sentences_per_second",
         "peak_rss_mb",
