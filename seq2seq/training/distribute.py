@@ -179,11 +179,37 @@ def _distribute(strategy, dataset):
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
-def _any_worker(strategy):
-    """flag -> whether it is True on any worker."""
+def resume_agreement(strategy):
+    """step -> None on every worker if all restored the same step (-1: none), else raises.
+
+    Raises:
+        ValueError: some workers restored another step (or none) than others, e.g. without
+            the chief's run folder on a shared filesystem.
+    """
+    total = _sum_over_replicas(strategy)
+
+    def agree(step):
+        differs = total(float(step)) != total(1.0) * step
+        if total(float(differs)) > 0:
+            raise ValueError(
+                "the workers resumed from different states: give every worker the chief's "
+                "hydra.run.dir on a shared filesystem (or start a new run folder)"
+            )
+
+    return agree
+
+
+def _sum_over_replicas(strategy):
+    """value -> the sum over every replica of every worker (each worker passes its own)."""
 
     @tf.function
-    def total(flag):
-        return strategy.reduce("SUM", strategy.run(tf.identity, args=(flag,)), axis=None)
+    def total(value):
+        return strategy.reduce("SUM", strategy.run(tf.identity, args=(value,)), axis=None)
 
-    return lambda flag: bool(total(tf.constant(float(flag))) > 0)
+    return lambda value: float(total(tf.constant(value, tf.float32)))
+
+
+def _any_worker(strategy):
+    """flag -> whether it is True on any worker."""
+    total = _sum_over_replicas(strategy)
+    return lambda flag: total(float(flag)) > 0

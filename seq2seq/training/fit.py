@@ -69,7 +69,7 @@ def fit(model, train, validation, *, run_folder, trainer, train_stats, position,
         train_stats: the training data's counts (`pipeline.pair_statistics`).
         dev: the `DevEvaluation` callback.
         resume: a `ResumeState`: its saved state, if any, is restored and training continues
-            where it stopped (mid-epoch too). None: no resumable state (multi-worker training).
+            where it stopped (mid-epoch too). None: no resumable state.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite (the message says where).

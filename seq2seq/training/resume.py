@@ -30,10 +30,18 @@ STATE_FILE = "state.json"
 
 
 class ResumeState:
-    """Saves and restores the resumable state of a run in `directory`."""
+    """Saves the resumable state of a run in `directory` and restores it from `restore_from`
+    (default: the same folder).
 
-    def __init__(self, directory, model):
+    A multi-worker cluster's non-chief workers save to their own temporary folders and restore
+    from the chief's (`restore_from`, on a shared filesystem); `agree(step)` (every worker
+    calls it with the step it restored, -1 for none) fails unless all restored the same one.
+    """
+
+    def __init__(self, directory, model, restore_from=None, agree=None):
         self.directory = Path(directory)
+        self.restore_from = Path(restore_from or directory)
+        self.agree = agree
         model.optimizer.build(model.trainable_variables)  # slots must exist to be restored
         # Keras's SeedGenerators are not trackable objects: their states (the dropout masks to
         # come) are the model's variables that are not weights, saved explicitly.
@@ -44,11 +52,14 @@ class ResumeState:
 
     def restore(self):
         """The saved state dict after restoring its checkpoint, or None for a fresh run."""
-        path = self.directory / STATE_FILE
-        if not path.exists():
+        path = self.restore_from / STATE_FILE
+        state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        if state:
+            self.checkpoint.restore(state["checkpoint"]).assert_existing_objects_matched()
+        if self.agree:
+            self.agree(optimizer_step(self.checkpoint.model) if state else -1)
+        if not state:
             return None
-        state = json.loads(path.read_text(encoding="utf-8"))
-        self.checkpoint.restore(state["checkpoint"]).assert_existing_objects_matched()
         log.info(
             "resuming %s at epoch %d, batch %d",
             self.directory.parent.parent,

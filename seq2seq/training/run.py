@@ -64,7 +64,7 @@ def train(config, run_dir) -> dict:
     folder = RunFolder(writable_dir(distribute.worker_run_dir(strategy, run_dir), "hydra.run.dir"))
     with RunLock(folder):
         _start_run(config, folder)
-        run = _build(config, folder, strategy)
+        run = _build(config, folder, strategy, RunFolder(run_dir).resume)
         train_ds, val_ds, stats, position = run.datasets
         history, out_of_time = fit(
             run.model,
@@ -86,16 +86,17 @@ def train(config, run_dir) -> dict:
     return metrics
 
 
-def _build(config, folder, strategy):
+def _build(config, folder, strategy, resume_from):
     replicas = strategy.num_replicas_in_sync
     splits, toks, (train_ds, val_ds, stats, position) = prepare_data(config, folder, replicas)
     reseed_host(config.seed)  # preparing a TFDS data set the first time draws numbers
     train_ds, val_ds = (distribute.pad_batches(ds, replicas) for ds in (train_ds, val_ds))
     with strategy.scope():  # every variable, the optimizer's slots included
         model = build_model(config, toks, train_ds)
-        resume_state = None  # multi-worker: its workers would have to restore together
-        if config.trainer.strategy != "multi_worker":
-            resume_state = ResumeState(folder.resume, model)
+        agree = None
+        if config.trainer.strategy == "multi_worker":
+            agree = distribute.resume_agreement(strategy)
+        resume_state = ResumeState(folder.resume, model, resume_from, agree)
     if config.trainer.strategy == "multi_worker":
         distribute.check_same_vocabularies(strategy, toks)
         distribute.use_training_loop(model, strategy)
