@@ -195,3 +195,86 @@ def test_the_prefix_is_kept(probed):
 def test_min_length_makes_every_translation_long_enough(probed):
     for lengths in probed["long"]:
         assert all(n >= 12 for n in lengths)  # re-tokenized pieces and EOS
+
+
+# === The command-line tools and the Python API (in this process) ===
+
+
+@pytest.fixture(scope="module")
+def files(tiny_run, tmp_path_factory, probed):
+    folder = tmp_path_factory.mktemp("files")
+    (folder / "src.txt").write_text("".join(s + "\n" for s in SENTENCES), encoding="utf-8")
+    (folder / "tgt.txt").write_text("".join(t + "\n" for t in probed["best"]), encoding="utf-8")
+    (folder / "short.txt").write_text("eins\n", encoding="utf-8")
+    return folder
+
+
+def test_score_cli_prints_the_scores_of_the_signature(tiny_run, files, probed, capsys):
+    from seq2seq import score
+
+    args = ["--model", str(tiny_run[0]), "--source", str(files / "src.txt")]
+    assert score.main([*args, "--target", str(files / "tgt.txt"), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [float(x) for x in lines] == pytest.approx(probed["right"]["score"], abs=1e-4)
+    assert score.main([*args, "--target", str(files / "tgt.txt"), "--per-token"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    for (_, tokens), length in zip(rows, probed["right"]["lengths"]):
+        assert len(tokens.split()) == length
+
+
+def test_score_cli_names_the_files_that_differ_in_length(tiny_run, files, capsys):
+    from seq2seq import score
+
+    args = ["--model", str(tiny_run[0]), "--source", str(files / "src.txt")]
+    assert score.main([*args, "--target", str(files / "short.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "line count mismatch" in err[0] and "short.txt" in err[0]
+
+
+def test_translate_cli_samples_aligns_and_prefixes(tiny_run, files, probed, capsys):
+    from seq2seq import translate
+
+    args = ["--model", str(tiny_run[0]), "--input", str(files / "src.txt"), "--quiet"]
+    assert translate.main([*args, "--sample", "--seed", "5"]) == 0
+    assert capsys.readouterr().out.splitlines() == probed["samples"]
+    assert translate.main([*args, "--alignments"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert rows == [list(pair) for pair in zip(probed["best"], probed["alignments"])]
+    assert translate.main([*args, "--prefix", "five hundred", "--beam-size", "4"]) == 0
+    assert all(line.startswith("five hundred") for line in capsys.readouterr().out.splitlines())
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--sample", "--beam-size", "3"], "--sample draws one translation"),
+        (["--sample", "--top-p", "0"], "--top-p=0.0: must be in (0, 1]"),
+        (["--sample", "--temperature", "-1"], "--temperature=-1.0: must be at least 0"),
+        (["--min-length", "-2"], "--min-length=-2: must be at least 0"),
+    ],
+)
+def test_translate_cli_rejects_bad_decoding_options(tiny_run, files, capsys, extra, message):
+    from seq2seq import translate
+
+    args = ["--model", str(tiny_run[0]), "--input", str(files / "src.txt")]
+    assert translate.main([*args, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_the_python_api(tiny_run, probed):
+    from seq2seq.inference.exported import ExportedModel
+
+    model = ExportedModel(tiny_run[0], batch_size=2)
+    assert model.translate(SENTENCES) == probed["best"]
+    nbest = model.translate_nbest(SENTENCES, beam_size=4, n_best=3)
+    assert [h.score for hs in nbest for h in hs] == pytest.approx(probed["beam_scores"], rel=1e-5)
+    assert model.sample(SENTENCES, seed=5) == probed["samples"]
+    scores = model.score(SENTENCES, probed["best"])
+    assert [s.score for s in scores] == pytest.approx(probed["right"]["score"], rel=1e-5)
+    assert model.align(SENTENCES, probed["best"]) == probed["alignments"]
+    attention = model.attention(SENTENCES, probed["best"])
+    assert [a.target_pieces[-1] for a in attention] == ["</s>"] * len(SENTENCES)
+    assert [len(a.weights) for a in attention] == [len(s.token_log_probs) for s in scores]
+    with pytest.raises(ValueError, match="top_p"):
+        model.sample(SENTENCES, top_p=1.5)

@@ -7,7 +7,7 @@ model is loaded, and never the training code: an export needs nothing else.
 
 from typing import NamedTuple
 
-from seq2seq.inference.settings import DecodeOptions, SampleOptions
+from seq2seq.inference.settings import ARGUMENT_NAMES, DecodeOptions, SampleOptions
 
 _ASCII_SPACE = " \t\n\r\f\v"  # what tf.strings.strip removes inside the export
 
@@ -197,7 +197,7 @@ class ExportedModel:
 
     def sample(self, sentences, *, temperature=1.0, top_k=0, top_p=1.0, seed=0) -> list[str]:
         """One sampled translation a sentence (`seq2seq.inference.sampling`)."""
-        options = SampleOptions(temperature, top_k, top_p, seed).check()
+        options = SampleOptions(temperature, top_k, top_p, seed).check(ARGUMENT_NAMES)
         return [h[0].text for h in self._run(batch_sampler(self.model, options), sentences)]
 
     def score(self, sentences, translations) -> list[Score]:
