@@ -106,6 +106,9 @@ def default_json_path(run_folder, export_dir, args, decoding) -> Path:
     name = args.split or f"files_{Path(args.source).name}"
     if "beam_size" in decoding:
         name += f"_beam{decoding['beam_size']}_alpha{decoding['alpha']:g}"
+    if "min_length" in decoding:
+        name += f"_min{decoding['min_length']}_norepeat{decoding['no_repeat_ngram_size']}"
+        name += "_prefix" if decoding["prefix"] else ""
     return (run_folder or RunFolder(export_dir)).evaluation(name)
 
 
