@@ -185,3 +185,11 @@ def test_a_sentence_samples_the_same_whatever_its_batch():
     np.testing.assert_array_equal(together, reversed_)
     np.testing.assert_array_equal(together, alone)
     assert keys[0] == keys[2] and keys[0] != sampling.sentence_keys(tf.constant(["a"]), 8)[0]
+
+
+def test_a_draw_at_the_top_of_the_range_takes_the_last_possible_token():
+    probs = tf.constant([[0.0, 0.5, 0.5, 0.0], [0.2, 0.0, 0.8, 0.0]])
+    top = tf.constant([1.0, 1.0], tf.float64)  # beyond any uniform number: rounding's worst case
+    assert sampling.draw(probs, top).numpy().tolist() == [2, 2]
+    low = tf.constant([0.0, 0.0], tf.float64)
+    assert sampling.draw(probs, low).numpy().tolist() == [1, 0]

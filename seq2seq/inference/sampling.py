@@ -55,8 +55,10 @@ def draw(probs, u):
     """The token of each row whose cumulative probability first exceeds `u` times the row's
     total: a draw from `probs` (unnormalised, `(N, V)`); tokens of probability 0 never come."""
     cdf = tf.cumsum(tf.cast(probs, tf.float64), axis=-1)
-    above = tf.cast(cdf > (u * cdf[:, -1])[:, None], tf.int32)
-    return tf.argmax(above, axis=-1, output_type=tf.int32)
+    first_above = tf.searchsorted(cdf, (u * cdf[:, -1])[:, None], side="right")[:, 0]
+    # At most the last token of non-zero probability, should rounding put u * total at the top.
+    last = tf.shape(probs)[-1] - 1 - tf.argmax(tf.reverse(probs, [-1]) > 0, -1, tf.int32)
+    return tf.minimum(tf.cast(first_above, tf.int32), last)
 
 
 def sampler(temperature, top_k, top_p):
