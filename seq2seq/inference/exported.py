@@ -79,7 +79,7 @@ def batch_translator(model, options: DecodeOptions, *, scores=False):
 
     def translate_nbest(batch):
         out = signature(text=tf.constant(batch, tf.string), **settings)
-        return _hypotheses(batch, out["translations"].numpy(), out["scores"].numpy())
+        return hypotheses_of(batch, out["translations"].numpy(), out["scores"].numpy())
 
     return translate_nbest
 
@@ -90,7 +90,8 @@ def _signature(model, name, hint=""):
     return model.signatures[name]
 
 
-def _hypotheses(batch, translations, scores):
+def hypotheses_of(batch, translations, scores):
+    """`Hypothesis` lists of a batch, from the n-best signatures' outputs (bytes, float32)."""
     return [
         [
             Hypothesis(text.decode("utf-8"), 0.0 if is_blank(source) else float(score))
