@@ -208,17 +208,26 @@ async def failed(request, error):
     return JSONResponse({"error": f"internal error: {first_line}"}, 500)
 
 
-def run(app, *, host, port, sockets=None):
+def http_server(app, *, host, port, log_level="info"):
+    """A uvicorn server for `app`; it finishes the requests in flight when it stops, however
+    long they take. `.run()` serves until `.should_exit` is set (or a signal, on the main
+    thread)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=None
+    )
+    return uvicorn.Server(config)
+
+
+def run(app, *, host, port):
     """Serves `app` until SIGTERM or SIGINT, then finishes the requests in flight and returns.
 
     uvicorn re-raises the signal it stopped for once it has restored the handler it found; a
     handler that does nothing is put there first, so the process ends normally (exit 0).
     """
-    import uvicorn
-
-    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=None)
-    server = uvicorn.Server(config)
+    server = http_server(app, host=host, port=port)
     if threading.current_thread() is threading.main_thread():
         for stop in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop, lambda *_: None)
-    server.run(sockets=sockets)
+    server.run()

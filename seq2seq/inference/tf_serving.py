@@ -129,7 +129,7 @@ def _rows(instances, specs, signature):
     single = next(iter(specs)) if len(specs) == 1 else None
     columns = {key: [] for key in specs}
     for i, instance in enumerate(instances):
-        if single and not (isinstance(instance, dict) and set(instance) == {single}):
+        if single and not _named(instance):
             instance = {single: instance}
         _check_names(instance, specs, f"instances[{i}]")
         for key, spec in specs.items():
@@ -139,7 +139,7 @@ def _rows(instances, specs, signature):
 
 
 def _columns(inputs, specs):
-    if len(specs) == 1 and not (isinstance(inputs, dict) and set(inputs) == set(specs)):
+    if len(specs) == 1 and not _named(inputs):
         inputs = {next(iter(specs)): inputs}
     _check_names(inputs, specs, "inputs")
     columns, scalars = {}, {}
@@ -150,6 +150,12 @@ def _columns(inputs, specs):
     if len(set(sizes.values())) > 1:
         raise BadRequest(f"inputs: the batched inputs differ in length: {sizes}")
     return columns, scalars
+
+
+def _named(value):
+    """An object of named inputs, not a value (TensorFlow Serving accepts both for a signature
+    of one input); {"b64": ...} is a value."""
+    return isinstance(value, dict) and set(value) != {"b64"}
 
 
 def _check_names(given, specs, where):
