@@ -56,7 +56,7 @@ def test_moved_export_loads_without_the_package_and_matches_in_process(tiny_run,
     result = _load_in_fresh_process(moved, sources, cwd=tmp_path)
 
     assert not result["seq2seq_imported"]
-    assert result["signatures"] == ["serving_default", "translate_nbest", "translate_options"]
+    assert {"serving_default", "translate_nbest", "translate_options"} <= set(result["signatures"])
     assert result["inputs"] == ["text"]
     assert result["translations"] == in_process
     assert result["nbest_shape"][0] == len(sources)

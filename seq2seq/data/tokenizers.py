@@ -223,6 +223,11 @@ class SubwordTokenizer(tf.Module):
     def id_to_string(self, ids):
         return self.sentencepiece.id_to_string(tf.gather(self.to_sentencepiece, ids))
 
+    def pieces(self, text):
+        """The SentencePiece pieces of `text` as strings (ragged), one per id of `tokenize`; a
+        piece outside the vocabulary is shown as itself, not as unk."""
+        return self.sentencepiece.id_to_string(self.sentencepiece.tokenize(text))
+
     def vocab_size(self):
         return tf.constant(self.size, tf.int32)
 

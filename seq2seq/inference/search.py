@@ -17,14 +17,16 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from seq2seq.data.tokenizers import PAD_ID
+from seq2seq.inference import constraints
 from seq2seq.model.step import NEG_INF
 
 
 class Settings(NamedTuple):
     """Search settings shared by the step functions of the searches.
 
-    `beam_size` and `n_best` are Python ints or int32 scalar tensors, `alpha` a Python float or a
-    float32 scalar tensor (inputs of a SavedModel signature, so one graph serves every setting).
+    `beam_size`, `n_best`, `min_length` and `no_repeat_ngram_size` are Python ints or int32
+    scalar tensors, `alpha` a Python float or a float32 scalar tensor (inputs of a SavedModel
+    signature, so one graph serves every setting).
     """
 
     bos_id: int
@@ -34,6 +36,7 @@ class Settings(NamedTuple):
     alpha: float | tf.Tensor = 0.0
     n_best: int | tf.Tensor = 1
     stopping: str = "bound"
+    no_repeat_ngram_size: int | tf.Tensor = 0
 
 
 def length_penalty(length, alpha):
@@ -48,6 +51,23 @@ def masked_logits(logits, step, settings):
     banned |= tf.equal(vocab, settings.eos_id) & (step < settings.min_length)
     # A (V,) row of 0 and -inf added: cheaper than a `tf.where` over (N, V).
     return tf.cast(logits, tf.float32) + tf.where(banned, NEG_INF, 0.0)
+
+
+def constrained_logits(logits, step, seq, settings, forced=None):
+    """`masked_logits`, and the tokens `no_repeat_ngram_size` bans in the hypotheses `seq`
+    `(N, L)` at -inf, except in the rows where a prefix token is `forced` `(N,)`."""
+    logits = masked_logits(logits, step, settings)
+    n = settings.no_repeat_ngram_size
+    if constraints.is_off(n):
+        return logits
+
+    def block():
+        banned = constraints.banned_by_ngrams(seq, step, n, tf.shape(logits)[-1])
+        if forced is not None:
+            banned &= ~forced[:, None]
+        return tf.where(banned, NEG_INF, logits)
+
+    return block() if not tf.is_tensor(n) else tf.cond(n > 0, block, lambda: logits)
 
 
 def write_tokens(seq, tokens, step):

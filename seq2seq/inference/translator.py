@@ -6,8 +6,10 @@
 import tensorflow as tf
 
 from seq2seq.data.tokenizers import BOS_ID, EOS_ID
+from seq2seq.inference import search as search_lib
 from seq2seq.inference import top_k
 from seq2seq.inference.beam import STOPPING_RULES, beam_search
+from seq2seq.inference.forced import forced_decode
 from seq2seq.inference.greedy import greedy_search
 
 TEXT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="text")]
@@ -17,6 +19,8 @@ OPTIONS_SIGNATURE = [
     tf.TensorSpec([], tf.float32, name="alpha"),
     tf.TensorSpec([], tf.int32, name="n_best"),
 ]
+PAIR_SIGNATURE = [*TEXT_SIGNATURE, tf.TensorSpec([None], tf.string, name="translation")]
+EOS_PIECE = "</s>"  # how `attention` shows the EOS that ends every target
 
 
 class InGraphTranslator:
@@ -111,6 +115,73 @@ class InGraphTranslator:
             out, scores = beam()
         return out, scores, lengths
 
+    def encode_target(self, translation):
+        """(batch,) strings -> target ids (batch, >=1), EOS included, and their lengths."""
+        pieces = self.target_tokenizer.tokenize(tf.strings.strip(translation))
+        eos = tf.fill([pieces.nrows(), 1], tf.constant(EOS_ID, pieces.dtype))
+        ids = tf.concat([pieces, tf.RaggedTensor.from_tensor(eos)], axis=1)
+        return tf.cast(ids.to_tensor(0), tf.int32), tf.cast(ids.row_lengths(), tf.int32)
+
+    def force(self, text, translation, with_attention=False):
+        """Forced decoding of `translation` given `text` (`seq2seq.inference.forced`): the
+        `Forced` result, source ids and lengths, target ids and lengths."""
+        same = tf.debugging.assert_equal(
+            tf.size(text), tf.size(translation), message="text and translation differ in length"
+        )
+        with tf.control_dependencies([same]):
+            ids, source_lengths = self.encode_text(text)
+        targets, target_lengths = self.encode_target(translation)
+        state, memory = self.model.encode(ids)
+        step = self.model.decode_step_fn(top_k.CHUNK, with_attention=with_attention)
+        settings = search_lib.Settings(BOS_ID, EOS_ID)
+        forced = forced_decode(
+            step, state, memory, targets, target_lengths, settings, with_attention=with_attention
+        )
+        return forced, (ids, source_lengths), (targets, target_lengths)
+
+    def score(self, text, translation):
+        """The log-probability of each translation (its pieces and EOS) given its text, and that
+        divided by the GNMT length penalty with the export's alpha: the score the searches
+        report for their hypotheses."""
+
+        def run():
+            forced, _, (_, lengths) = self.force(text, translation)
+            log_probability = tf.reduce_sum(forced.token_log_probs, axis=1)
+            score = log_probability / search_lib.length_penalty(lengths, self.alpha)
+            return score, log_probability, forced.token_log_probs, lengths
+
+        def empty():
+            return tf.zeros([0]), tf.zeros([0]), tf.zeros([0, 1]), tf.zeros([0], tf.int32)
+
+        out = _unless_empty(text, run, empty)
+        return dict(zip(("score", "log_probability", "token_log_probs", "lengths"), out))
+
+    def attention(self, text, translation):
+        """The attention weights of forced decoding, (batch, target pieces with EOS, source
+        pieces), with the pieces as strings (padded with "") and the lengths."""
+
+        def run():
+            forced, (ids, source_lengths), (targets, target_lengths) = self.force(
+                text, translation, with_attention=True
+            )
+            source_width, target_width = tf.shape(ids)[1], tf.shape(targets)[1]
+            source = self.source_tokenizer.pieces(tf.strings.strip(text))
+            source = _padded(source[:, : self.max_input_length], source_width, "")
+            target = self.target_tokenizer.pieces(tf.strings.strip(translation))
+            eos = tf.RaggedTensor.from_tensor(tf.fill([target.nrows(), 1], EOS_PIECE))
+            target = _padded(tf.concat([target, eos], 1), target_width, "")
+            real = tf.range(source_width)[None, None, :] < source_lengths[:, None, None]
+            weights = tf.where(real, forced.attention[:, :, :source_width], 0.0)  # blank: none
+            return weights, source, target, source_lengths, target_lengths
+
+        def empty():
+            strings = tf.zeros([0, 1], tf.string)
+            lengths = tf.zeros([0], tf.int32)
+            return tf.zeros([0, 1, 1]), strings, strings, lengths, lengths
+
+        names = ("attention", "source_pieces", "target_pieces", "source_lengths", "target_lengths")
+        return dict(zip(names, _unless_empty(text, run, empty)))
+
     def detokenize(self, ids, source_lengths):
         """(batch, len) ids -> strings; an empty (or whitespace-only) input gives ""."""
         text = self.target_tokenizer.detokenize(tf.RaggedTensor.from_tensor(ids, padding=0))
@@ -161,3 +232,9 @@ def make_translator(model, tokenizers, decode):
 def _unless_empty(text, run, empty):
     """An empty batch skips the network (whose loops need at least one sentence)."""
     return tf.cond(tf.size(text) > 0, run, empty)
+
+
+def _padded(ragged, width, value):
+    """`ragged` `(batch, None)` as a dense `(batch, width)` tensor (`width` >= its rows)."""
+    dense = ragged.to_tensor(value)
+    return tf.pad(dense, [[0, 0], [0, width - tf.shape(dense)[1]]], constant_values=value)

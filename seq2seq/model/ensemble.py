@@ -24,9 +24,12 @@ class Ensemble(keras.Model):
         encoded = [member.encode(source_ids) for member in self.members]
         return [state for state, _ in encoded], [memory for _, memory in encoded]
 
-    def decode_step_fn(self, vocabulary_multiple=1):
-        """The step function, with every member's weights read once, here (`Translator`'s)."""
-        steps = [member.decode_step_fn(vocabulary_multiple) for member in self.members]
+    def decode_step_fn(self, vocabulary_multiple=1, with_attention=False):
+        """The step function, with every member's weights read once, here (`Translator`'s);
+        with `with_attention`, the members' mean attention weights too."""
+        steps = [
+            member.decode_step_fn(vocabulary_multiple, with_attention) for member in self.members
+        ]
         return lambda tokens, state, memory: _mean_step(steps, tokens, state, memory)
 
     def decode_step(self, tokens, state, memory):
@@ -44,7 +47,17 @@ class Ensemble(keras.Model):
 
 def _mean_step(step_fns, tokens, state, memory):
     steps = [step(tokens, *inputs) for step, *inputs in zip(step_fns, state, memory)]
-    return _log_mean_probs([logits for logits, _ in steps]), [s for _, s in steps]
+    logits, states = _log_mean_probs([out[0] for out in steps]), [out[1] for out in steps]
+    if len(steps[0]) == 2:
+        return logits, states
+    return logits, states, _mean_attention([out[2] for out in steps])
+
+
+def _mean_attention(weights):
+    """The mean of `(rows, source)` attention weights whose source axes are padded to different
+    lengths (`Attention.pad_source`): cut to the shortest, which holds every real position."""
+    width = tf.reduce_min([tf.shape(w)[1] for w in weights])
+    return tf.reduce_mean(tf.stack([tf.cast(w[:, :width], tf.float32) for w in weights]), axis=0)
 
 
 def _log_mean_probs(logits):
