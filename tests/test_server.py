@@ -266,3 +266,39 @@ def test_nan_scores_would_be_written_as_tensorflow_serving_writes_them():
     body = JSONAnswer({"scores": [float("nan"), float("-inf"), np.float32(-1.5).item()]}).body
     assert body == b'{"scores":[NaN,-Infinity,-1.5]}'
     assert json.loads(body)["scores"][2] == -1.5
+
+
+def test_translate_gives_the_attention_of_the_best_translation_without_padding(server, export):
+    url, _ = server
+    texts = ["siebenhundertelf", "zwei", " "]
+    status, answer = request(url + "/v1/translate", {"text": texts, "attention": True})
+    assert status == 200
+    best = _alone(export, "translate_nbest", texts)["translations"]
+    pairs = {"text": tf.constant(texts), "translation": tf.constant([row[0] for row in best])}
+    alone = {k: v.numpy() for k, v in export.signatures["attention"](**pairs).items()}
+    for i, entry in enumerate(answer["translations"]):
+        source, target = alone["source_lengths"][i], alone["target_lengths"][i]
+        assert entry["attention"] == {
+            "source_pieces": [p.decode() for p in alone["source_pieces"][i, :source]],
+            "target_pieces": [p.decode() for p in alone["target_pieces"][i, :target]],
+            "weights": alone["attention"][i, :target, :source].tolist(),
+        }
+    assert len(answer["translations"][0]["attention"]["source_pieces"]) > 1
+    assert answer["translations"][2]["attention"]["source_pieces"] == []  # blank: no pieces
+
+
+def test_signatures_with_padded_outputs_run_a_request_whole(server, export):
+    url, _ = server
+    inputs = {"text": ["siebenhundertelf", "zwei"], "translation": ["seven hundred", "two"]}
+    for name in ("attention", "score"):
+        body = {"signature_name": name, "inputs": inputs}
+        tensors = {key: tf.constant(value) for key, value in inputs.items()}
+        out = export.signatures[name](**tensors)
+        expected = {key: _json(value.numpy().tolist()) for key, value in out.items()}
+        assert request(f"{url}/v1/models/tiny:predict", body) == (200, {"outputs": expected})
+    status, answer = request(url + "/v1/translate", {"text": ["zwei"], "alignments": True})
+    if "align" not in export.signatures:
+        assert (status, answer) == (
+            400,
+            {"error": "the model has no 'align' signature (re-export it)"},
+        )
