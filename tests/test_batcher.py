@@ -125,3 +125,18 @@ def test_close_finishes_what_is_queued_then_refuses_more():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="max_batch_size=0"):
         DynamicBatcher(lambda key, values: values, max_batch_size=0, max_wait_ms=1, workers=1)
+
+
+def test_with_no_call_running_a_row_goes_at_once_and_others_wait_for_company():
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_batch_size=3, max_wait_ms=600_000, workers=2)
+    recorder.release.clear()
+    alone = batcher.submit("k", ["alone"], [1])  # idle: not held for the 10 minutes
+    assert recorder.entered.acquire(timeout=60)
+    company = [batcher.submit("k", [f"v{i}"], [1]) for i in range(3)]  # a call runs: they wait
+    assert recorder.entered.acquire(timeout=60)  # ... until they fill a batch
+    recorder.release.set()
+    assert _results(alone) == ["k:alone"]
+    assert [_results(f)[0] for f in company] == ["k:v0", "k:v1", "k:v2"]
+    batcher.close()
+    assert [values for _, values in recorder.calls] == [["alone"], ["v0", "v1", "v2"]]

@@ -2,9 +2,10 @@
 
 A request hands in its rows (sentences, with their inputs) under a key: rows of the same key
 can share a call (same signature, same scalar settings). A collector thread forms a batch when a
-worker is free: it waits up to `max_wait_ms` after the oldest pending row for up to
-`max_batch_size` rows of that row's key, and takes, from the rows of that key sorted by length,
-the `max_batch_size` nearest in length to the oldest one (so it is served, and a batch holds
+worker is free. If no call is running it goes at once (a lone client waits for no one);
+otherwise it waits up to `max_wait_ms` after the oldest pending row for up to `max_batch_size`
+rows of that row's key. It takes, from the rows of that key sorted by length, the
+`max_batch_size` nearest in length to the oldest one (so that one is served, and a batch holds
 similar lengths). While the workers are busy rows pile up, and the next batch is larger.
 
 Batching never changes a result when the function it calls is batch-invariant, as the export's
@@ -66,6 +67,7 @@ class DynamicBatcher:
         self._work = collections.deque()
         self._work_ready = threading.Condition()
         self._closing = False
+        self._running = 0  # calls handed to the workers and not finished
         self._threads = [threading.Thread(target=self._collect, name="batcher", daemon=True)]
         self._threads += [
             threading.Thread(target=self._serve, name=f"batch-worker-{i}", daemon=True)
@@ -128,8 +130,9 @@ class DynamicBatcher:
                 self._changed.wait()
             oldest = self._pending[0]
             if isinstance(oldest, Call):
+                self._running += 1
                 return self._pending.popleft()
-            deadline = oldest.arrival + self.max_wait
+            deadline = oldest.arrival + (self.max_wait if self._running else 0)
             while not self._closing and self._count(oldest.key) < self.max_batch_size:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -138,6 +141,7 @@ class DynamicBatcher:
             batch = self._choose(oldest)
             for row in batch:
                 self._pending.remove(row)
+            self._running += 1
             return batch
 
     def _count(self, key):
@@ -162,6 +166,8 @@ class DynamicBatcher:
             try:
                 self._run(job)
             finally:
+                with self._changed:
+                    self._running -= 1
                 self._free.release()
 
     def _run(self, job):
