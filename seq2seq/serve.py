@@ -41,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     batching.add_argument(
         "--parallel-batches",
         type=cli.positive_int,
-        default=decode.parallel_batches,
-        help=f"calls decoded at once, each on its own thread (default: {decode.parallel_batches})",
+        default=1,
+        help="calls decoded at once, each on its own thread (default: 1: with requests of one"
+        " sentence, one call of every waiting sentence beats two calls of half as many,"
+        " docs/serving.md)",
     )
     batching.add_argument(
         "--intra-op-threads",
