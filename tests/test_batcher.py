@@ -127,16 +127,13 @@ def test_bad_settings_are_refused():
         DynamicBatcher(lambda key, values: values, max_batch_size=0, max_wait_ms=1, workers=1)
 
 
-def test_with_no_call_running_a_row_goes_at_once_and_others_wait_for_company():
+def test_a_lone_row_goes_at_once_and_rows_after_a_shared_call_wait_for_as_many():
     recorder = Recorder()
-    batcher = DynamicBatcher(recorder, max_batch_size=3, max_wait_ms=600_000, workers=2)
-    recorder.release.clear()
-    alone = batcher.submit("k", ["alone"], [1])  # idle: not held for the 10 minutes
-    assert recorder.entered.acquire(timeout=60)
-    company = [batcher.submit("k", [f"v{i}"], [1]) for i in range(3)]  # a call runs: they wait
-    assert recorder.entered.acquire(timeout=60)  # ... until they fill a batch
-    recorder.release.set()
-    assert _results(alone) == ["k:alone"]
-    assert [_results(f)[0] for f in company] == ["k:v0", "k:v1", "k:v2"]
+    batcher = DynamicBatcher(recorder, max_batch_size=8, max_wait_ms=600_000, workers=1)
+    assert _results(batcher.submit("k", ["solo"], [1])) == ["k:solo"]  # not held 10 minutes
+    assert _results(batcher.submit("k", ["a", "b", "c"], [1, 1, 1])) == ["k:a", "k:b", "k:c"]
+    x = batcher.submit("k", ["x"], [1])  # the last call answered 3 rows: x waits for 2 more
+    y, z = batcher.submit("k", ["y"], [1]), batcher.submit("k", ["z"], [1])
+    assert [_results(f)[0] for f in (x, y, z)] == ["k:x", "k:y", "k:z"]
     batcher.close()
-    assert [values for _, values in recorder.calls] == [["alone"], ["v0", "v1", "v2"]]
+    assert [values for _, values in recorder.calls] == [["solo"], ["a", "b", "c"], ["x", "y", "z"]]

@@ -2,9 +2,11 @@
 
 A request hands in its rows (sentences, with their inputs) under a key: rows of the same key
 can share a call (same signature, same scalar settings). A collector thread forms a batch when a
-worker is free. If no call is running it goes at once (a lone client waits for no one);
-otherwise it waits up to `max_wait_ms` after the oldest pending row for up to `max_batch_size`
-rows of that row's key. It takes, from the rows of that key sorted by length, the
+worker is free: once the oldest pending row's key has as many rows as the last call answered
+(the clients it answered are likely to send again), or `max_batch_size` rows, or `max_wait_ms`
+have passed since the worker was free and the row there. So a lone client waits for no one, and
+clients that come back together share a call instead of splitting into a call of the first and
+a call of the rest. The batch takes, from the rows of that key sorted by length, the
 `max_batch_size` nearest in length to the oldest one (so that one is served, and a batch holds
 similar lengths). While the workers are busy rows pile up, and the next batch is larger.
 
@@ -67,7 +69,7 @@ class DynamicBatcher:
         self._work = collections.deque()
         self._work_ready = threading.Condition()
         self._closing = False
-        self._running = 0  # calls handed to the workers and not finished
+        self._last_rows = 1  # rows the last finished batch answered
         self._threads = [threading.Thread(target=self._collect, name="batcher", daemon=True)]
         self._threads += [
             threading.Thread(target=self._serve, name=f"batch-worker-{i}", daemon=True)
@@ -114,14 +116,14 @@ class DynamicBatcher:
     def _collect(self):
         while True:
             self._free.acquire()
-            job = self._next_job()
+            job = self._next_job(time.monotonic())
             if job is None:
                 return
             with self._work_ready:
                 self._work.append(job)
                 self._work_ready.notify()
 
-    def _next_job(self):
+    def _next_job(self, free_since):
         """The next call or batch, once it is due; None when closing with nothing queued."""
         with self._changed:
             while not self._pending:
@@ -130,10 +132,10 @@ class DynamicBatcher:
                 self._changed.wait()
             oldest = self._pending[0]
             if isinstance(oldest, Call):
-                self._running += 1
                 return self._pending.popleft()
-            deadline = oldest.arrival + (self.max_wait if self._running else 0)
-            while not self._closing and self._count(oldest.key) < self.max_batch_size:
+            deadline = max(free_since, oldest.arrival) + self.max_wait
+            enough = min(self._last_rows, self.max_batch_size)
+            while not self._closing and self._count(oldest.key) < enough:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -141,7 +143,6 @@ class DynamicBatcher:
             batch = self._choose(oldest)
             for row in batch:
                 self._pending.remove(row)
-            self._running += 1
             return batch
 
     def _count(self, key):
@@ -166,8 +167,9 @@ class DynamicBatcher:
             try:
                 self._run(job)
             finally:
-                with self._changed:
-                    self._running -= 1
+                if not isinstance(job, Call):
+                    with self._changed:
+                        self._last_rows = len(job)
                 self._free.release()
 
     def _run(self, job):
