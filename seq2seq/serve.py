@@ -42,9 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--parallel-batches",
         type=cli.positive_int,
         default=1,
-        help="calls decoded at once, each on its own thread (default: 1: with requests of one"
-        " sentence, one call of every waiting sentence beats two calls of half as many,"
-        " docs/serving.md)",
+        help="calls decoded at once, each on its own thread (default: 1, which splits each"
+        " operation over the cores: a lone client is answered sooner, docs/serving.md)",
     )
     batching.add_argument(
         "--intra-op-threads",
