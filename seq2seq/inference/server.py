@@ -49,63 +49,72 @@ def create_app(service, *, name, export_dir, max_sentences, max_body_bytes):
         max_sentences: sentences (rows) a request may hold, or 413.
         max_body_bytes: bytes a request body may hold, or 413.
     """
-    metadata = tf_serving.model_metadata(export_dir, name)
-    page = resources.files("seq2seq.inference").joinpath("page.html").read_text("utf-8")
-    page = page.replace("{{MODEL_NAME}}", json.dumps(name))
-
-    def check_name(request):
-        asked, version = request.path_params["name"], request.path_params.get("version")
-        if asked != name:
-            raise BadRequest(f"model {asked!r} not found (this server serves {name!r})", 404)
-        if version not in (None, tf_serving.MODEL_VERSION):
-            raise BadRequest(f"model {name!r} has no version {version} (only 1)", 404)
-
-    async def status(request):
-        check_name(request)
-        return JSONResponse(tf_serving.model_status())
-
-    async def model_metadata(request):
-        check_name(request)
-        return JSONResponse(metadata)
-
-    async def predict(request):
-        check_name(request)
-        body = await read_json(request, max_body_bytes)
-        parsed = tf_serving.parse_predict(body, service.signatures)
-        check_count(parsed.size, "the request's rows", max_sentences)
-        outputs = await service.predict(parsed)
-        return JSONAnswer(tf_serving.format_predict(parsed, outputs))
-
-    async def translate(request):
-        body = await read_json(request, max_body_bytes)
-        texts, options, flags = translate_request(body, service.default_alpha)
-        check_count(len(texts), "text", max_sentences)
-        results = await service.translate(texts, options, **flags)
-        return JSONAnswer({"translations": results})
-
-    async def home(request):
-        return HTMLResponse(page)
+    endpoints = Endpoints(service, name, export_dir, max_sentences, max_body_bytes)
+    routes = [
+        Route("/", endpoints.home, methods=["GET"]),
+        Route("/v1/translate", endpoints.translate, methods=["POST"]),
+    ]
+    for prefix in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}"):
+        routes += [
+            Route(prefix + ":predict", endpoints.predict, methods=["POST"]),
+            Route(prefix + "/metadata", endpoints.metadata, methods=["GET"]),
+            Route(prefix, endpoints.status, methods=["GET"]),
+        ]
+    handlers = {BadRequest: refused, UnsupportedExport: refused, HTTPException: http_error}
+    handlers[Exception] = failed
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        await asyncio.to_thread(service.close)
+        await asyncio.to_thread(service.close)  # after uvicorn has answered every request
 
-    model = "/v1/models/{name}"
-    version = "/v1/models/{name}/versions/{version}"
-    routes = [
-        Route("/", home, methods=["GET"]),
-        Route("/v1/translate", translate, methods=["POST"]),
-    ]
-    for prefix in (model, version):
-        routes += [
-            Route(prefix + ":predict", predict, methods=["POST"]),
-            Route(prefix + "/metadata", model_metadata, methods=["GET"]),
-            Route(prefix, status, methods=["GET"]),
-        ]
-    handlers = {BadRequest: refused, UnsupportedExport: refused, HTTPException: http_error}
-    handlers[Exception] = failed
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+
+
+class Endpoints:
+    """The request handlers (see `create_app`)."""
+
+    def __init__(self, service, name, export_dir, max_sentences, max_body_bytes):
+        self.service = service
+        self.name = name
+        self.max_sentences = max_sentences
+        self.max_body_bytes = max_body_bytes
+        self.model_metadata = tf_serving.model_metadata(export_dir, name)
+        page = resources.files("seq2seq.inference").joinpath("page.html").read_text("utf-8")
+        self.page = page.replace("{{MODEL_NAME}}", json.dumps(name))
+
+    async def home(self, request):
+        return HTMLResponse(self.page)
+
+    async def status(self, request):
+        self._check_model(request)
+        return JSONResponse(tf_serving.model_status())
+
+    async def metadata(self, request):
+        self._check_model(request)
+        return JSONResponse(self.model_metadata)
+
+    async def predict(self, request):
+        self._check_model(request)
+        body = await read_json(request, self.max_body_bytes)
+        parsed = tf_serving.parse_predict(body, self.service.signatures)
+        check_count(parsed.size, "the request's rows", self.max_sentences)
+        outputs = await self.service.predict(parsed)
+        return JSONAnswer(tf_serving.format_predict(parsed, outputs))
+
+    async def translate(self, request):
+        body = await read_json(request, self.max_body_bytes)
+        texts, options, flags = translate_request(body, self.service.default_alpha)
+        check_count(len(texts), "text", self.max_sentences)
+        results = await self.service.translate(texts, options, **flags)
+        return JSONAnswer({"translations": results})
+
+    def _check_model(self, request):
+        asked, version = request.path_params["name"], request.path_params.get("version")
+        if asked != self.name:
+            raise BadRequest(f"model {asked!r} not found (this server serves {self.name!r})", 404)
+        if version not in (None, tf_serving.MODEL_VERSION):
+            raise BadRequest(f"model {self.name!r} has no version {version} (only 1)", 404)
 
 
 async def read_json(request, limit):

@@ -89,6 +89,30 @@ class TranslationService:
         for flag, needed in ((alignments, "align"), (attention, "attention")):
             if flag and needed not in self.signatures:
                 raise BadRequest(f"the model has no {needed!r} signature (re-export it)")
+        name, scalars = self._translation_signature(options)
+        if not texts:
+            return []
+        rows = await self._rows(name, scalars, {"text": texts})
+        found = hypotheses_of(
+            texts, [row["translations"] for row in rows], [row["scores"] for row in rows]
+        )
+        results = [
+            {"source": text, "hypotheses": [h._asdict() for h in hypotheses]}
+            for text, hypotheses in zip(texts, found)
+        ]
+        pairs = {"text": texts, "translation": [hypotheses[0].text for hypotheses in found]}
+        if alignments:
+            aligned = await self._rows("align", {}, pairs)
+            for result, row in zip(results, aligned):
+                result["alignment"] = row["alignment"].decode("utf-8")
+        if attention:
+            weights = await self._whole("attention", pairs)
+            for result, matrix in zip(results, attention_matrices(weights)):
+                result["attention"] = matrix
+        return results
+
+    def _translation_signature(self, options):
+        """The n-best signature and scalar inputs for `options` (a `DecodeOptions`)."""
         if options.baked:
             name, scalars = "translate_nbest", {}
         else:
@@ -101,26 +125,7 @@ class TranslationService:
             self._check_beam_inputs(scalars, str)
         if name not in self.signatures:
             raise UnsupportedExport(f"the export has no {name!r} signature")
-        if not texts:
-            return []
-        rows = await self._rows(name, scalars, {"text": texts})
-        found = hypotheses_of(
-            texts, [row["translations"] for row in rows], [row["scores"] for row in rows]
-        )
-        results = [
-            {"source": text, "hypotheses": [h._asdict() for h in hypotheses]}
-            for text, hypotheses in zip(texts, found)
-        ]
-        best = [hypotheses[0].text for hypotheses in found]
-        if alignments:
-            aligned = await self._rows("align", {}, {"text": texts, "translation": best})
-            for result, row in zip(results, aligned):
-                result["alignment"] = row["alignment"].decode("utf-8")
-        if attention:
-            weights = await self._whole("attention", {"text": texts, "translation": best})
-            for result, matrix in zip(results, attention_matrices(weights)):
-                result["attention"] = matrix
-        return results
+        return name, scalars
 
     def _check_beam_inputs(self, settings, name_of):
         names = {key: name_of(key) for key in TRANSLATE_NAMES}
