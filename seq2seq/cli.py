@@ -151,3 +151,45 @@ def add_decoding_arguments(parser, *, n_best):
     )
     if n_best:
         group.add_argument("--n-best", type=positive_int, help="hypotheses per input (default: 1)")
+    group.add_argument(
+        "--min-length", type=int, help="EOS is forbidden before this many target pieces"
+    )
+    group.add_argument(
+        "--no-repeat-ngram-size", type=int, help="no n-gram of this many pieces twice"
+    )
+    group.add_argument("--prefix", help="every translation starts with this text")
+
+
+def decode_options(args):
+    """The `DecodeOptions` of `add_decoding_arguments`'s options, checked.
+
+    Raises:
+        ValueError: a combination or value out of range (the options are named).
+    """
+    from seq2seq.inference.settings import DecodeOptions
+
+    options = DecodeOptions(
+        args.beam_size,
+        args.alpha,
+        getattr(args, "n_best", None),
+        defaults().alpha,
+        min_length=args.min_length,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        prefix=args.prefix,
+    )
+    if not options.baked:
+        options.resolve()
+        options.constraints()
+    return options
+
+
+def add_sampling_arguments(parser):
+    """--sample and its --temperature, --top-k, --top-p and --seed (`translate_sample`)."""
+    group = parser.add_argument_group("sampling (the translate_sample signature)")
+    group.add_argument("--sample", action="store_true", help="sample one translation an input")
+    group.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: 1)")
+    group.add_argument("--top-k", type=int, default=0, help="sample from the k best (0 = all)")
+    group.add_argument(
+        "--top-p", type=float, default=1.0, help="nucleus: the smallest set of mass p (1 = all)"
+    )
+    group.add_argument("--seed", type=int, default=0, help="same seed, same samples (default: 0)")

@@ -128,6 +128,9 @@ class DecodeConfig:
     parallel_batches: int = _option(min=1)
     stopping: str = _option(choices="seq2seq.inference.beam:STOPPING_RULES")
     intra_op_threads: int | None = _option(None, min=1)
+    min_length: int = MISSING  # these two: seq2seq.inference.settings
+    no_repeat_ngram_size: int = MISSING
+    prefix: str = MISSING
 
 
 @dataclass

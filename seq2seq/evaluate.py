@@ -20,7 +20,6 @@ from seq2seq.evaluation.metrics import exact_match_by_group, full_scores
 from seq2seq.files import atomic_write_json
 from seq2seq.inference.batching import Progress, translate_sorted
 from seq2seq.inference.exported import batch_translator, load_export
-from seq2seq.inference.settings import DecodeOptions
 from seq2seq.inference.threads import configure_decoding_threads
 from seq2seq.lines import read_lines, write_lines
 from seq2seq.run_folder import RunFolder, run_folder_of
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
 
 def evaluate(args) -> dict:
     """Translates the data, scores it, writes the JSON (and hypotheses); returns the report."""
-    options = DecodeOptions(args.beam_size, args.alpha, default_alpha=cli.defaults().alpha)
+    options = cli.decode_options(args)
     decoding = options.describe()  # also checks the options
     export_dir = cli.find_model(args.model)
     run_folder = run_folder_of(export_dir)
@@ -107,6 +106,9 @@ def default_json_path(run_folder, export_dir, args, decoding) -> Path:
     name = args.split or f"files_{Path(args.source).name}"
     if "beam_size" in decoding:
         name += f"_beam{decoding['beam_size']}_alpha{decoding['alpha']:g}"
+    if "min_length" in decoding:
+        name += f"_min{decoding['min_length']}_norepeat{decoding['no_repeat_ngram_size']}"
+        name += "_prefix" if decoding["prefix"] else ""
     return (run_folder or RunFolder(export_dir)).evaluation(name)
 
 

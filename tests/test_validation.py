@@ -42,6 +42,8 @@ BAD = [
     ("decode.max_input_length=0", "decode.max_input_length=0"),
     ("decode.intra_op_threads=0", "decode.intra_op_threads=0"),
     ("decode.stopping=soon", "decode.stopping='soon' is unknown"),
+    ("decode.min_length=-1", "decode.min_length=-1: must be at least 0"),
+    ("decode.no_repeat_ngram_size=-2", "decode.no_repeat_ngram_size=-2: must be at least 0"),
     ("trainer.learning_rate=-0.001", "trainer.learning_rate=-0.001"),
     ("trainer.learning_rate=nan", "trainer.learning_rate=nan: must be a finite number"),
     ("trainer.clipnorm=0", "trainer.clipnorm=0.0: must be above 0.0"),

@@ -13,19 +13,20 @@ import sys
 import time
 
 
-def translate_sorted(translate_batch, sentences, batch_size, on_batch=None, parallel=1):
+def translate_sorted(translate_batch, sentences, batch_size, on_batch=None, parallel=1, length=len):
     """Translates in batches of similar length; returns the results in input order.
 
     Args:
         translate_batch: list of sentences -> list of results, one per sentence.
-        sentences: the sentences, any order.
+        sentences: the sentences (or any items: pairs to score), any order.
         batch_size: sentences per call of `translate_batch`.
         on_batch: optional callback, called after each batch with the number of sentences done.
         parallel: batches in flight at once, each call on its own thread. TensorFlow runs them
             side by side: one search alone leaves a CPU core idle much of the time. Results
             are the same, in the same order.
+        length: item -> the length it is sorted by.
     """
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))  # stable sort
+    order = sorted(range(len(sentences)), key=lambda i: length(sentences[i]))  # stable sort
     chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     results = [None] * len(sentences)
     done = 0

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from seq2seq.inference import search, top_k
+from seq2seq.inference import constraints, search, top_k
 from seq2seq.inference.settings import check_beam_settings
 from seq2seq.model.step import NEG_INF
 
@@ -129,8 +129,17 @@ def _update_finished(fin_seq, fin_score, candidates, finishing, penalty, beam_si
 def _beam_step(loop, memory, max_lengths, *, step_fn, settings):
     """One step of GNMT beam search for every active sentence."""
     k = settings.beam_size
-    logits, state = step_fn(loop.tokens, loop.state, memory)
-    probs = tf.nn.softmax(search.masked_logits(logits, loop.step, settings), axis=-1)
+    logits, state = step_fn(loop.tokens, loop.state, memory["model"])
+    forced_token, forced = None, None
+    if "prefix" in memory:
+        forced_token, forced = constraints.forced_tokens(memory["prefix"], k, loop.step)
+    history = None  # the hypotheses so far, (A*K, L), for n-gram blocking
+    if not constraints.is_off(settings.no_repeat_ngram_size):
+        history = tf.reshape(loop.alive_seq, [-1, tf.shape(loop.alive_seq)[-1]])
+    logits = search.constrained_logits(logits, loop.step, history, settings, forced)
+    probs = tf.nn.softmax(logits, axis=-1)
+    if forced is not None:
+        probs = constraints.keep_forced(probs, forced_token, forced)
     vocab = probs.shape[-1] or tf.shape(probs)[-1]  # static if known, for chunking
     probs = tf.reshape(probs, [-1, k, vocab])  # (A, K, V)
     cands = _top_candidates(loop.alive_logp, probs, loop.alive_seq, loop.step, k)
@@ -229,6 +238,8 @@ def beam_search(
     min_length=0,
     n_best=1,
     stopping="bound",
+    no_repeat_ngram_size=0,
+    prefix=None,
 ):
     """GNMT beam search with alive/finished sets, length penalty and per-sentence early stop.
 
@@ -250,6 +261,7 @@ def beam_search(
         n_best: number of hypotheses returned per sentence, `1 <= n_best <= beam_size`.
         stopping: a name of `STOPPING_RULES`: "bound" (the result is proven) or "top_beam"
             (OpenNMT-py's rule, sooner).
+        no_repeat_ngram_size, prefix: `seq2seq.inference.constraints` (0 and None: off).
 
     Returns:
         `(ids, scores)`: int32 `(B, n_best, L)` tokens (no BOS, EOS included, `0` after it) with
@@ -265,14 +277,16 @@ def beam_search(
     if stopping not in STOPPING_RULES:
         raise ValueError(f"decode.stopping={stopping!r}: choose one of {sorted(STOPPING_RULES)}")
     beam_size, alpha, n_best = _checked_settings(beam_size, alpha, n_best)
-    settings = search.Settings(bos_id, eos_id, min_length, beam_size, alpha, n_best, stopping)
+    settings = search.Settings(
+        bos_id, eos_id, min_length, beam_size, alpha, n_best, stopping, no_repeat_ngram_size
+    )
     max_lengths, max_len = search.prepare_max_lengths(max_lengths)
     loop = _initial_loop(state, tf.shape(max_lengths)[0], max_len, settings)
     step = functools.partial(_beam_step, step_fn=step_fn, settings=settings)
     fin_seq, fin_score = search.run(
         loop,
         step,
-        memory,
+        search.search_memory(memory, prefix),
         max_lengths,
         max_len,
         results=lambda loop: (loop.fin_seq, loop.fin_score),

@@ -16,7 +16,13 @@ import tensorflow as tf
 
 from seq2seq.files import ensure_free_space, replace_dir
 from seq2seq.inference.exported import load_export
-from seq2seq.inference.translator import OPTIONS_SIGNATURE, PAIR_SIGNATURE, TEXT_SIGNATURE
+from seq2seq.inference.translator import (
+    CONSTRAINED_SIGNATURE,
+    OPTIONS_SIGNATURE,
+    PAIR_SIGNATURE,
+    SAMPLE_SIGNATURE,
+    TEXT_SIGNATURE,
+)
 from seq2seq.memory import release_unreachable
 
 log = logging.getLogger(__name__)
@@ -56,8 +62,16 @@ def _write_archive(translator, out_dir):
     archive.add_endpoint(
         "translate_options", translator.translate_options, input_signature=OPTIONS_SIGNATURE
     )
-    archive.add_endpoint("score", translator.score, input_signature=PAIR_SIGNATURE)
-    archive.add_endpoint("attention", translator.attention, input_signature=PAIR_SIGNATURE)
+    archive.add_endpoint(
+        "translate_constrained",
+        translator.translate_constrained,
+        input_signature=CONSTRAINED_SIGNATURE,
+    )
+    archive.add_endpoint(
+        "translate_sample", translator.translate_sample, input_signature=SAMPLE_SIGNATURE
+    )
+    for name in ("score", "attention", "align"):
+        archive.add_endpoint(name, getattr(translator, name), input_signature=PAIR_SIGNATURE)
     archive.write_out(str(out_dir), verbose=False)
 
 

@@ -76,6 +76,16 @@ def write_tokens(seq, tokens, step):
     return tf.where(at_step, tokens[..., None], seq)
 
 
+def search_memory(memory, prefix=None, per_sentence=None):
+    """What a search's loop carries per sentence: the model's `memory`, the `prefix` (if any) and
+    other per-sentence tensors; every entry has leading dim B, and leaves the loop with its
+    sentence."""
+    found = {"model": memory, **(per_sentence or {})}
+    if prefix is not None:
+        found["prefix"] = prefix
+    return found
+
+
 def prepare_max_lengths(max_lengths):
     """`max_lengths` as int32 of at least 1, and the output length `L = max(max_lengths)`."""
     max_lengths = tf.maximum(tf.cast(max_lengths, tf.int32), 1)
