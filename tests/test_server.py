@@ -35,10 +35,10 @@ def server(export_dir):
 
 def _alone(export, signature, texts, **scalars):
     """The export's own outputs for `texts` in one call, as JSON values."""
-    inputs = {"text": tf.constant(texts, tf.string)}
-    dtypes = {"beam_size": tf.int32, "n_best": tf.int32, "alpha": tf.float32}
-    inputs.update({key: tf.constant(value, dtypes[key]) for key, value in scalars.items()})
-    out = export.signatures[signature](**inputs)
+    specs = export.signatures[signature].structured_input_signature[1]
+    inputs = {"text": texts, **scalars}
+    tensors = {key: tf.constant(value, specs[key].dtype) for key, value in inputs.items()}
+    out = export.signatures[signature](**tensors)
     return {key: _json(value.numpy().tolist()) for key, value in out.items()}
 
 
@@ -101,7 +101,32 @@ def _cases(export):
         ]
         body = {"text": texts, "beam_size": 2, "alpha": 0, "n_best": 1}
         cases.append(("/v1/translate", body, {"translations": expected}))
+        cases.append(_constrained_case(export, texts))
+        sampling = {"temperature": 1.0, "top_k": 0, "top_p": 0.9, "seed": i}
+        sampled = _alone(export, "translate_sample", texts, **sampling)["translations"]
+        body = {"signature_name": "translate_sample", "inputs": {"text": texts, **sampling}}
+        cases.append((":predict", body, {"outputs": sampled}))
     return cases
+
+
+def _constrained_case(export, texts):
+    """/v1/translate with a constraint: the export's translate_constrained, the unset ones off
+    and alpha the server's default (0.6)."""
+    settings = {"beam_size": 3, "n_best": 2, "min_length": 3}
+    constraints = {"no_repeat_ngram_size": 0, "prefix": ["two"] * len(texts)}
+    alone = _alone(export, "translate_constrained", texts, alpha=0.6, **settings, **constraints)
+    expected = [
+        {
+            "source": text,
+            "hypotheses": [
+                {"text": t, "score": 0.0 if not text.strip() else score}
+                for t, score in zip(row_texts, row_scores)
+            ],
+        }
+        for text, row_texts, row_scores in zip(texts, alone["translations"], alone["scores"])
+    ]
+    body = {"text": texts, **settings, "prefix": "two"}
+    return "/v1/translate", body, {"translations": expected}
 
 
 def test_concurrent_requests_get_what_each_gets_alone(server, export):
@@ -239,6 +264,17 @@ BAD = [
     ("/v1/translate", {"text": ["a"], "beam_size": True}, 400, "beam_size: expected an integer"),
     ("/v1/translate", {"text": ["a"], "alpha": 1}, 400, "alpha has no effect with greedy search"),
     ("/v1/translate", {"text": ["a"], "beams": 2}, 400, "unknown field 'beams'"),
+    ("/v1/translate", {"text": ["a"], "min_length": -1}, 400, "min_length=-1: must be at least 0"),
+    ("/v1/translate", {"text": ["a"], "prefix": 3}, 400, "prefix: expected a string"),
+    (
+        ":predict",
+        {
+            "signature_name": "translate_sample",
+            "inputs": {"text": ["a"], "temperature": -1, "top_k": 0, "top_p": 1, "seed": 0},
+        },
+        400,
+        "inputs['temperature']=-1.0: must be at least 0",
+    ),
     ("/v1/translate", {"beam_size": 2}, 400, 'missing field "text"'),
     ("/v1/translate", {"text": ["a"] * 9}, 413, "(--max-sentences)"),
     ("/v1/models/other", None, 404, "model 'other' not found (this server serves 'tiny')"),

@@ -36,6 +36,9 @@ TRANSLATE_FIELDS = {
     "beam_size": int,
     "alpha": float,
     "n_best": int,
+    "min_length": int,
+    "no_repeat_ngram_size": int,
+    "prefix": str,
     "alignments": bool,
     "attention": bool,
 }
@@ -168,8 +171,11 @@ def translate_request(body, default_alpha):
         raise BadRequest('missing field "text" (a list of sentences)')
     fields = {key: _field(key, value) for key, value in body.items()}
     texts = [_sentence(text, f"text[{i}]") for i, text in enumerate(fields["text"])]
+    if "prefix" in fields:
+        fields["prefix"] = tf_serving.check_string(fields["prefix"], "prefix")
+    settings = ("beam_size", "alpha", "n_best", "min_length", "no_repeat_ngram_size", "prefix")
     options = DecodeOptions(
-        fields.get("beam_size"), fields.get("alpha"), fields.get("n_best"), default_alpha
+        default_alpha=default_alpha, **{key: fields.get(key) for key in settings}
     )
     flags = {key: fields.get(key, False) for key in ("alignments", "attention")}
     return texts, options, flags
@@ -188,7 +194,13 @@ def _field(key, value):
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if (kind is not bool and isinstance(value, bool)) or not isinstance(value, kind):
-        names = {list: "a list of strings", int: "an integer", float: "a number", bool: "a boolean"}
+        names = {
+            list: "a list of strings",
+            int: "an integer",
+            float: "a number",
+            bool: "a boolean",
+            str: "a string",
+        }
         raise BadRequest(f"{key}: expected {names[kind]}, got {tf_serving.describe(value)}")
     return value
 

@@ -14,13 +14,24 @@ import numpy as np
 
 from seq2seq.inference.batcher import DynamicBatcher
 from seq2seq.inference.exported import UnsupportedExport, hypotheses_of
-from seq2seq.inference.settings import check_beam_settings
+from seq2seq.inference.settings import (
+    ARGUMENT_NAMES,
+    check_beam_settings,
+    check_constraints,
+    check_sampling,
+)
 from seq2seq.inference.tf_serving import BadRequest, InputSpec
 
 CROSS_REQUEST_SIGNATURES = frozenset(
-    {"serving_default", "translate_nbest", "translate_options", "align", "translate_sample"}
+    {
+        "serving_default",
+        "translate_nbest",
+        "translate_options",
+        "translate_constrained",
+        "translate_sample",
+        "align",
+    }
 )
-TRANSLATE_NAMES = {"beam_size": "beam_size", "alpha": "alpha", "n_best": "n_best"}
 
 
 def input_specs(function):
@@ -69,7 +80,7 @@ class TranslationService:
     async def predict(self, request):
         """Outputs of a `tf_serving.Predict`: a {name: value} a row (row format) or
         {name: array} (columnar)."""
-        self._check_beam_inputs(request.scalars, lambda key: f"inputs[{key!r}]")
+        self._check_settings(request.scalars, lambda key: f"inputs[{key!r}]")
         name = request.signature
         if name in CROSS_REQUEST_SIGNATURES and request.size:
             rows = await self._rows(name, request.scalars, request.columns)
@@ -89,10 +100,14 @@ class TranslationService:
         for flag, needed in ((alignments, "align"), (attention, "attention")):
             if flag and needed not in self.signatures:
                 raise BadRequest(f"the model has no {needed!r} signature (re-export it)")
-        name, scalars = self._translation_signature(options)
+        name, scalars, per_sentence = self._translation_signature(options)
         if not texts:
             return []
-        rows = await self._rows(name, scalars, {"text": texts})
+        columns = {
+            "text": texts,
+            **{key: [value] * len(texts) for key, value in per_sentence.items()},
+        }
+        rows = await self._rows(name, scalars, columns)
         found = hypotheses_of(
             texts, [row["translations"] for row in rows], [row["scores"] for row in rows]
         )
@@ -112,26 +127,38 @@ class TranslationService:
         return results
 
     def _translation_signature(self, options):
-        """The n-best signature and scalar inputs for `options` (a `DecodeOptions`)."""
+        """The n-best signature for `options` (a `DecodeOptions`), its scalar inputs and the
+        inputs it takes a sentence (the same for every sentence of the request)."""
+        scalars, per_sentence = {}, {}
         if options.baked:
-            name, scalars = "translate_nbest", {}
+            name = "translate_nbest"
         else:
             try:
-                beam_size, alpha, n_best = options.resolve(names=TRANSLATE_NAMES)
+                beam_size, alpha, n_best = options.resolve(names=ARGUMENT_NAMES)
+                check_constraints(options.min_length, options.no_repeat_ngram_size)
             except ValueError as error:
                 raise BadRequest(str(error)) from None
-            name = "translate_options"
+            constraints = options.constraints() if options.constrained else None
+            name = "translate_constrained" if constraints else "translate_options"
             scalars = {"beam_size": beam_size, "alpha": alpha, "n_best": n_best}
-            self._check_beam_inputs(scalars, str)
+            if constraints:
+                scalars.update(min_length=constraints[0], no_repeat_ngram_size=constraints[1])
+                per_sentence["prefix"] = constraints[2]
+            self._check_settings(scalars, str)
         if name not in self.signatures:
-            raise UnsupportedExport(f"the export has no {name!r} signature")
-        return name, scalars
+            raise UnsupportedExport(f"the export has no {name!r} signature (re-export it)")
+        return name, scalars, per_sentence
 
-    def _check_beam_inputs(self, settings, name_of):
-        names = {key: name_of(key) for key in TRANSLATE_NAMES}
-        given = {key: settings.get(key) for key in TRANSLATE_NAMES}
+    def _check_settings(self, settings, name_of):
+        """Raises BadRequest, naming the input by `name_of(key)`, for a decoding setting out of
+        range (the rules of `seq2seq.inference.settings`, and --max-beam-size)."""
+        names = {key: name_of(key) for key in ARGUMENT_NAMES}
+        given = {key: settings.get(key) for key in ARGUMENT_NAMES}
         try:
-            check_beam_settings(**given, names=names)
+            check_beam_settings(given["beam_size"], given["alpha"], given["n_best"], names=names)
+            check_constraints(given["min_length"], given["no_repeat_ngram_size"], names=names)
+            if all(given[key] is not None for key in ("temperature", "top_k", "top_p")):
+                check_sampling(given["temperature"], given["top_k"], given["top_p"], names=names)
         except ValueError as error:
             raise BadRequest(str(error)) from None
         for key in ("beam_size", "n_best"):
