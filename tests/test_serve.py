@@ -119,3 +119,15 @@ def test_a_missing_serve_extra_is_named(tmp_path, tiny_run):
     )
     assert proc.returncode == 2
     assert "starlette is missing: pip install 'seq2seq-nmt[serve]'" in proc.stderr
+
+
+def test_the_server_loads_no_training_model_or_data_code():
+    probe = (
+        "import sys, seq2seq.serve, seq2seq.inference.server, seq2seq.inference.service\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] in"
+        " (['seq2seq', 'training'], ['seq2seq', 'model'], ['seq2seq', 'data']) or m == 'hydra'))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "[]"
