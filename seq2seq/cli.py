@@ -187,9 +187,9 @@ def add_sampling_arguments(parser):
     """--sample and its --temperature, --top-k, --top-p and --seed (`translate_sample`)."""
     group = parser.add_argument_group("sampling (the translate_sample signature)")
     group.add_argument("--sample", action="store_true", help="sample one translation an input")
-    group.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: 1)")
-    group.add_argument("--top-k", type=int, default=0, help="sample from the k best (0 = all)")
+    group.add_argument("--temperature", type=float, help="0 = greedy (default: 1)")
+    group.add_argument("--top-k", type=int, help="sample from the k best (default: 0 = all)")
     group.add_argument(
-        "--top-p", type=float, default=1.0, help="nucleus: the smallest set of mass p (1 = all)"
+        "--top-p", type=float, help="nucleus: the smallest set of mass p (default: 1 = all)"
     )
-    group.add_argument("--seed", type=int, default=0, help="same seed, same samples (default: 0)")
+    group.add_argument("--seed", type=int, help="same seed, same samples (default: 0)")

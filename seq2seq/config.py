@@ -128,8 +128,8 @@ class DecodeConfig:
     parallel_batches: int = _option(min=1)
     stopping: str = _option(choices="seq2seq.inference.beam:STOPPING_RULES")
     intra_op_threads: int | None = _option(None, min=1)
-    min_length: int = MISSING  # these two: seq2seq.inference.settings
-    no_repeat_ngram_size: int = MISSING
+    min_length: int = _option(min=0)  # the command-line tools: seq2seq.inference.settings
+    no_repeat_ngram_size: int = _option(min=0)
     prefix: str = MISSING
 
 

@@ -94,7 +94,15 @@ def translate(args):
 
 def _sample_options(args, options):
     """The checked `SampleOptions` with --sample, else None."""
+    given = {
+        name: value
+        for name, value in vars(args).items()
+        if name in ("temperature", "top_k", "top_p", "seed") and value is not None
+    }
     if not args.sample:
+        if given:
+            option = "--" + next(iter(given)).replace("_", "-")
+            raise cli.UsageError(f"{option} needs --sample")
         return None
     if not options.baked or args.scores:
         raise cli.UsageError(
@@ -102,7 +110,7 @@ def _sample_options(args, options):
             "--beam-size, --alpha, --n-best, --min-length, --no-repeat-ngram-size, --prefix "
             "and --scores"
         )
-    return SampleOptions(args.temperature, args.top_k, args.top_p, args.seed).check()
+    return SampleOptions(**given).check()
 
 
 def _with_alignments(model, sentences, results, lines, args):

@@ -193,3 +193,29 @@ def test_a_draw_at_the_top_of_the_range_takes_the_last_possible_token():
     assert sampling.draw(probs, top).numpy().tolist() == [2, 2]
     low = tf.constant([0.0, 0.0], tf.float64)
     assert sampling.draw(probs, low).numpy().tolist() == [1, 0]
+
+
+# === Word alignments from piece attention ===
+
+
+def test_pieces_merge_into_words_and_each_target_word_gets_its_best_source_word():
+    from seq2seq.inference import alignment
+
+    source = tf.constant([["\u2581drei", "hundert", "\u2581und", "\u2581eins"]])
+    target = tf.constant([["\u2581one", "\u2581hundred", "\u2581and", "\u2581th", "ree", "</s>"]])
+    source_words, target_words = tf.constant([3]), tf.constant([4])
+    source_index = alignment.word_indices(source, source_words)
+    target_index = alignment.word_indices(target, target_words)
+    assert source_index.numpy().tolist() == [[0, 0, 1, 2]]
+    assert target_index.numpy().tolist() == [[0, 1, 2, 3, 3, 3]]  # EOS: clipped, not counted
+    weights = np.zeros([1, 6, 4], np.float32)
+    for t, s in [(0, 3), (1, 1), (2, 2), (3, 0), (4, 1), (5, 2)]:  # "three" split 0.5 / 0.5
+        weights[0, t, s] = 1.0
+    real_source = tf.constant([[True] * 4])
+    real_target = tf.constant([[True] * 5 + [False]])
+    words = alignment.word_attention(
+        tf.constant(weights), (source_index, real_source), (target_index, real_target)
+    )
+    assert words.shape == (1, 4, 4)  # padded to the longer side; masked by the word counts
+    pairs = alignment.pharaoh(words, source_words, target_words).numpy()[0].decode()
+    assert pairs == "2-0 0-1 1-2 0-3"

@@ -251,6 +251,7 @@ def test_translate_cli_samples_aligns_and_prefixes(tiny_run, files, probed, caps
         (["--sample", "--top-p", "0"], "--top-p=0.0: must be in (0, 1]"),
         (["--sample", "--temperature", "-1"], "--temperature=-1.0: must be at least 0"),
         (["--min-length", "-2"], "--min-length=-2: must be at least 0"),
+        (["--top-k", "5"], "--top-k needs --sample"),
     ],
 )
 def test_translate_cli_rejects_bad_decoding_options(tiny_run, files, capsys, extra, message):

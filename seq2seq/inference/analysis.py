@@ -4,6 +4,8 @@
 feeds a translation through the model (`seq2seq.inference.forced`) instead of searching for one.
 """
 
+import functools
+
 import tensorflow as tf
 
 from seq2seq.data.tokenizers import BOS_ID, EOS_ID
@@ -51,16 +53,45 @@ class TranslationAnalysis:
         )
         return forced, (ids, source_lengths), (targets, target_lengths)
 
+    @functools.cached_property
+    def forced_outputs(self):
+        """`_forced_outputs` as one `tf.function`: the export's score, attention and align
+        signatures call it, so that its graph is stored once, not three times."""
+        return tf.function(self._forced_outputs, input_signature=PAIR_SIGNATURE)
+
+    def _forced_outputs(self, text, translation):
+        """Forced decoding's per-piece log-probabilities and attention weights (0 at padding),
+        the pieces as strings (padded with "") and the lengths; a non-empty batch."""
+        forced, (ids, source_lengths), (targets, target_lengths) = self.force(
+            text, translation, with_attention=True
+        )
+        source_width, target_width = tf.shape(ids)[1], tf.shape(targets)[1]
+        source = self.source_tokenizer.pieces(tf.strings.strip(text))
+        source = padded(source[:, : self.max_input_length], source_width, "")
+        target = self.target_tokenizer.pieces(tf.strings.strip(translation))
+        eos = tf.RaggedTensor.from_tensor(tf.fill([target.nrows(), 1], EOS_PIECE))
+        target = padded(tf.concat([target, eos], 1), target_width, "")
+        real = tf.range(source_width)[None, None, :] < source_lengths[:, None, None]
+        return {
+            "token_log_probs": forced.token_log_probs,
+            "attention": tf.where(real, forced.attention[:, :, :source_width], 0.0),  # blank: 0
+            "source_pieces": source,
+            "target_pieces": target,
+            "source_lengths": source_lengths,
+            "target_lengths": target_lengths,
+        }
+
     def score(self, text, translation):
         """The log-probability of each translation (its pieces and EOS) given its text, and that
         divided by the GNMT length penalty with the export's alpha: the score the searches
         report for their hypotheses."""
 
         def run():
-            forced, _, (_, lengths) = self.force(text, translation)
-            log_probability = tf.reduce_sum(forced.token_log_probs, axis=1)
+            out = self.forced_outputs(text, translation)
+            log_probability = tf.reduce_sum(out["token_log_probs"], axis=1)
+            lengths = out["target_lengths"]
             score = log_probability / search.length_penalty(lengths, self.alpha)
-            return score, log_probability, forced.token_log_probs, lengths
+            return score, log_probability, out["token_log_probs"], lengths
 
         def empty():
             return tf.zeros([0]), tf.zeros([0]), tf.zeros([0, 1]), tf.zeros([0], tf.int32)
@@ -72,37 +103,27 @@ class TranslationAnalysis:
         """The attention weights of forced decoding, (batch, target pieces with EOS, source
         pieces), with the pieces as strings (padded with "") and the lengths."""
         names = ("attention", "source_pieces", "target_pieces", "source_lengths", "target_lengths")
-        out = unless_empty(text, lambda: self._attention(text, translation), _empty_attention)
-        return dict(zip(names, out))
 
-    def _attention(self, text, translation):
-        forced, (ids, source_lengths), (targets, target_lengths) = self.force(
-            text, translation, with_attention=True
-        )
-        source_width, target_width = tf.shape(ids)[1], tf.shape(targets)[1]
-        source = self.source_tokenizer.pieces(tf.strings.strip(text))
-        source = padded(source[:, : self.max_input_length], source_width, "")
-        target = self.target_tokenizer.pieces(tf.strings.strip(translation))
-        eos = tf.RaggedTensor.from_tensor(tf.fill([target.nrows(), 1], EOS_PIECE))
-        target = padded(tf.concat([target, eos], 1), target_width, "")
-        real = tf.range(source_width)[None, None, :] < source_lengths[:, None, None]
-        weights = tf.where(real, forced.attention[:, :, :source_width], 0.0)  # blank: none
-        return weights, source, target, source_lengths, target_lengths
+        def run():
+            out = self.forced_outputs(text, translation)
+            return tuple(out[name] for name in names)
+
+        return dict(zip(names, unless_empty(text, run, _empty_attention)))
 
     def align(self, text, translation):
         """Pharaoh `i-j` word alignments of each translation with its text (`alignment`)."""
 
         def run():
-            weights, source, target, source_lengths, target_lengths = self._attention(
-                text, translation
-            )
+            out = self.forced_outputs(text, translation)
+            source, target = out["source_pieces"], out["target_pieces"]
             source_words, target_words = (alignment.word_counts(t) for t in (text, translation))
-            source_real = tf.range(tf.shape(source)[1])[None, :] < source_lengths[:, None]
+            source_real = tf.range(tf.shape(source)[1])[None, :] < out["source_lengths"][:, None]
             # the EOS row aligns with no word
-            target_real = tf.range(tf.shape(target)[1])[None, :] < target_lengths[:, None] - 1
+            target_lengths = out["target_lengths"][:, None]
+            target_real = tf.range(tf.shape(target)[1])[None, :] < target_lengths - 1
             source = (alignment.word_indices(source, source_words), source_real)
             target = (alignment.word_indices(target, target_words), target_real)
-            words = alignment.word_attention(weights, source, target)
+            words = alignment.word_attention(out["attention"], source, target)
             return alignment.pharaoh(words, source_words, target_words)
 
         return {"alignment": unless_empty(text, run, lambda: tf.zeros([0], tf.string))}

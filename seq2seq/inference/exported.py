@@ -76,9 +76,10 @@ def batch_translator(model, options: DecodeOptions, *, scores=False):
 
     def translate_nbest(batch):
         text = tf.constant(batch, tf.string)
+        inputs = dict(settings)  # its own: batches run on several threads at once
         if prefix is not None:
-            settings["prefix"] = tf.fill(tf.shape(text), prefix)
-        out = signature(text=text, **settings)
+            inputs["prefix"] = tf.fill(tf.shape(text), prefix)
+        out = signature(text=text, **inputs)
         return hypotheses_of(batch, out["translations"].numpy(), out["scores"].numpy())
 
     return translate_nbest

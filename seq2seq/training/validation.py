@@ -9,7 +9,7 @@ import importlib
 import logging
 import math
 
-from seq2seq.inference.settings import CONFIG_NAMES, check_beam_settings, check_constraints
+from seq2seq.inference.settings import CONFIG_NAMES, check_beam_settings
 from seq2seq.model.translator import check_architecture
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,6 @@ def _choices(spec):
 def _check_relations(config):
     decode, trainer, model = config.decode, config.trainer, config.model
     check_beam_settings(decode.beam_size, decode.alpha, decode.n_best, names=CONFIG_NAMES)
-    check_constraints(decode.min_length, decode.no_repeat_ngram_size, names=CONFIG_NAMES)
     if 1 < trainer.average_last_checkpoints > trainer.keep_checkpoints:
         raise ValueError(
             f"trainer.average_last_checkpoints={trainer.average_last_checkpoints} needs "
