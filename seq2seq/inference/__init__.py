@@ -8,5 +8,7 @@
 - `export`: writing that translator as a SavedModel; `exported`: loading and running one (the
   Python API, `ExportedModel`);
 - `batching`, `threads`: translating many sentences, several batches at once;
-- `trained`: finished runs as models (final weights, ensembles).
+- `trained`: finished runs as models (final weights, ensembles);
+- `server` (TensorFlow Serving's REST API, `/v1/translate`, the page), `tf_serving` (its JSON),
+  `service` (an export's signatures behind) `batcher` (dynamic batching): serving an export.
 """

@@ -80,7 +80,7 @@ def batch_translator(model, options: DecodeOptions, *, scores=False):
         if prefix is not None:
             inputs["prefix"] = tf.fill(tf.shape(text), prefix)
         out = signature(text=text, **inputs)
-        return _hypotheses(batch, out["translations"].numpy(), out["scores"].numpy())
+        return hypotheses_of(batch, out["translations"].numpy(), out["scores"].numpy())
 
     return translate_nbest
 
@@ -129,7 +129,8 @@ def _signature(model, name, hint=""):
     return model.signatures[name]
 
 
-def _hypotheses(batch, translations, scores):
+def hypotheses_of(batch, translations, scores):
+    """`Hypothesis` lists of a batch, from the n-best signatures' outputs (bytes, float32)."""
     return [
         [
             Hypothesis(text.decode("utf-8"), 0.0 if is_blank(source) else float(score))

@@ -107,18 +107,20 @@ class DecodeOptions:
         check_constraints(self.min_length, self.no_repeat_ngram_size, names=OPTION_NAMES)
         return self.min_length or 0, self.no_repeat_ngram_size or 0, self.prefix or ""
 
-    def resolve(self) -> tuple[int, float, int]:
+    def resolve(self, names=OPTION_NAMES) -> tuple[int, float, int]:
         """(beam_size, alpha, n_best) with defaults filled in.
 
         Raises:
-            ValueError: The combination is invalid (the options are named).
+            ValueError: The combination is invalid (the settings are named by `names`).
         """
         n_best = 1 if self.n_best is None else self.n_best
         beam_size = n_best if self.beam_size is None else self.beam_size
         alpha = self.default_alpha if self.alpha is None else self.alpha
-        check_beam_settings(beam_size, alpha, n_best, names=OPTION_NAMES)
+        check_beam_settings(beam_size, alpha, n_best, names=names)
         if self.alpha is not None and beam_size == 1:
-            raise ValueError("--alpha has no effect with greedy search: add --beam-size > 1")
+            raise ValueError(
+                f"{names['alpha']} has no effect with greedy search: add {names['beam_size']} > 1"
+            )
         return beam_size, alpha, n_best
 
     def describe(self) -> dict:
