@@ -30,6 +30,8 @@ class TokenizerConfig:
     joint: bool = MISSING
     restrict_vocabulary: bool = MISSING
     max_sentences: int = _option(min=1)
+    sample_alpha: float = _option(min=0.0)
+    nbest_size: int = _option(min=-1)
 
 
 @dataclass
@@ -45,6 +47,8 @@ class DataConfig:
     shuffle_buffer: int = _option(min=1)
     pool_size: int = _option(min=1)
     pad_to_multiple: int = _option(1, min=1)
+    drop_long_pairs: bool = MISSING
+    max_length_ratio: float | None = _option(None, min=1.0)
     splits: dict[str, str] = field(default_factory=dict)  # ours -> the data set's split names
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     # numbers

@@ -18,7 +18,9 @@ import tensorflow_datasets as tfds
 
 from seq2seq import config as config_lib
 from seq2seq.data import pipeline
+from seq2seq.data.filters import PairFilter
 from seq2seq.data.sources import load_configured_splits
+from seq2seq.data.subword_sampling import SubwordSampler
 from seq2seq.data.tokenizers import prepare_tokenizers, vocabulary_size
 from seq2seq.evaluation.scoring import evaluate, split_groups, split_texts
 from seq2seq.files import atomic_write_json, atomic_write_text, writable_dir
@@ -146,7 +148,7 @@ def prepare_data(config, run_folder, num_replicas=1):
     `pipeline.make_datasets`'s training and validation batches, statistics and data position."""
     splits = load_configured_splits(config.data)
     tokenizer = config.data.tokenizer
-    toks, _ = prepare_tokenizers(
+    toks, paths = prepare_tokenizers(
         splits["train"],
         RunFolder(run_folder).tokenizers,
         vocab_size=tokenizer.vocab_size,
@@ -155,6 +157,9 @@ def prepare_data(config, run_folder, num_replicas=1):
         restrict_vocabulary=tokenizer.restrict_vocabulary,
         max_sentences=tokenizer.max_sentences,
     )
+    samplers = None
+    if tokenizer.sample_alpha:
+        samplers = [SubwordSampler(p, tokenizer.sample_alpha, tokenizer.nbest_size) for p in paths]
     data = config.data
     datasets = pipeline.make_datasets(
         splits,
@@ -168,6 +173,8 @@ def prepare_data(config, run_folder, num_replicas=1):
         pad_to_multiple=data.pad_to_multiple,
         seed=config.seed,
         num_replicas=num_replicas,
+        pair_filter=PairFilter(data.drop_long_pairs, data.max_length_ratio),
+        samplers=samplers,
     )
     return splits, toks, datasets
 

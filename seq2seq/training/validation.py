@@ -84,6 +84,22 @@ def _check_relations(config):
             f"trainer.profile_steps={steps}: must be [first, last] with 0 < first <= last"
         )
     check_architecture(**model.architecture())
+    _check_sampling(config.data.tokenizer)
+
+
+def _check_sampling(tokenizer):
+    if not tokenizer.sample_alpha:
+        return
+    if tokenizer.nbest_size in (0, 1):
+        raise ValueError(
+            f"data.tokenizer.nbest_size={tokenizer.nbest_size}: sampling needs -1 (every "
+            "segmentation) or at least 2"
+        )
+    if tokenizer.model_type == "bpe" and tokenizer.sample_alpha >= 1:
+        raise ValueError(
+            f"data.tokenizer.sample_alpha={tokenizer.sample_alpha}: with model_type=bpe it is "
+            "the BPE-dropout rate and must be below 1"
+        )
 
 
 def with_dev_schedule(config):
