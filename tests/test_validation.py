@@ -58,6 +58,11 @@ BAD = [
     ("trainer.precision=float16", "trainer.precision='float16' is unknown"),
     ("trainer.strategy=horovod", "trainer.strategy='horovod' is unknown"),
     ("trainer.final_weights=worst", "trainer.final_weights='worst' is unknown"),
+    ("trainer.accumulate_steps=0", "trainer.accumulate_steps=0: must be at least 1"),
+    ("trainer.ema_decay=1", "trainer.ema_decay=1.0: must be at least 0.0 and below 1.0"),
+    ("data.tokenizer.sample_alpha=-0.1", "data.tokenizer.sample_alpha=-0.1: must be at least"),
+    ("data.tokenizer.nbest_size=-2", "data.tokenizer.nbest_size=-2: must be at least -1"),
+    ("data.max_length_ratio=0.5", "data.max_length_ratio=0.5: must be at least 1.0"),
     ("trainer.profile_steps=[5,2]", "trainer.profile_steps=[5, 2]: must be [first, last]"),
     ("data.pad_to_multiple=0", "data.pad_to_multiple=0"),
     ("data.pool_size=0", "data.pool_size=0"),
@@ -76,6 +81,22 @@ RELATED = [
     (
         ["decode.beam_size=2", "decode.n_best=3"],
         "decode.n_best=3: must be at most decode.beam_size=2",
+    ),
+    (
+        ["data.tokenizer.sample_alpha=0.1", "data.tokenizer.nbest_size=1"],
+        "data.tokenizer.nbest_size=1: sampling needs -1 (every segmentation) or at least 2",
+    ),
+    (
+        ["data.tokenizer.sample_alpha=1.0", "data.tokenizer.model_type=bpe"],
+        "data.tokenizer.sample_alpha=1.0: with model_type=bpe it is the BPE-dropout rate",
+    ),
+    (
+        ["trainer.accumulate_steps=2", "trainer.strategy=mirrored"],
+        "trainer.accumulate_steps=2 needs trainer.strategy=default (it is 'mirrored')",
+    ),
+    (
+        ["trainer.accumulate_steps=2", "trainer.precision=mixed_float16"],
+        "trainer.accumulate_steps=2 cannot go with trainer.precision=mixed_float16",
     ),
 ]
 

@@ -203,14 +203,23 @@ class Translator(keras.Model):
         """The keras.layers.LSTM layers (input feeding's decoder cells are not among them)."""
         return self.encoder.lstm_layers() + self.decoder.lstm_layers()
 
-    def compile(self, *args, gradient_clip_norm=None, **kwargs):
-        """Keras's compile; `gradient_clip_norm` clips the gradients to that global norm."""
+    def compile(
+        self, *args, gradient_clip_norm=None, accumulator=None, weight_average=None, **kwargs
+    ):
+        """Keras's compile; `gradient_clip_norm` clips the gradients to that global norm.
+
+        `accumulator` (with `add(gradients, tokens) -> due` and `mean()`) makes one update of
+        several batches; `weight_average` (with `update(step)`) hears of every update. Neither is
+        a part of the model: they stay out of its weights files and its export.
+        """
         super().compile(*args, **kwargs)
         self.gradient_clip_norm = gradient_clip_norm
+        object.__setattr__(self, "accumulator", accumulator)  # untracked: see above
+        object.__setattr__(self, "weight_average", weight_average)
 
     def train_step(self, data):
-        """Keras's TensorFlow train step, plus the global gradient norm (logged before clipping)
-        and clipping to `gradient_clip_norm`."""
+        """Keras's TensorFlow train step, plus the global gradient norm (logged before clipping),
+        clipping to `gradient_clip_norm`, accumulation and the weight average (`compile`)."""
         x, y = data[0], data[1]
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
@@ -221,6 +230,15 @@ class Translator(keras.Model):
             )
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        if getattr(self, "accumulator", None) is None:
+            self._apply(gradients)
+        else:
+            due = self.accumulator.add(gradients, tf.math.count_nonzero(y))
+            tf.cond(due, lambda: self._apply(self.accumulator.mean()), lambda: tf.no_op())
+        return self.compute_metrics(x, y, y_pred)
+
+    def _apply(self, gradients):
+        """Clips and applies one update's gradients; logs their norm; updates the average."""
         norm = tf.linalg.global_norm(gradients)
         scale = getattr(self.optimizer, "dynamic_scale", None)  # mixed_float16 loss scaling
         scale = 1.0 if scale is None else scale
@@ -229,7 +247,9 @@ class Translator(keras.Model):
             gradients, _ = tf.clip_by_global_norm(gradients, clip, use_norm=norm)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         self.gradient_norm_tracker.update_state(norm / scale)
-        return self.compute_metrics(x, y, y_pred)
+        if getattr(self, "weight_average", None) is not None:
+            self.weight_average.update(self.optimizer.iterations - 1)
+        return tf.no_op()
 
     # === Incremental decoding (the step function of seq2seq.model.step) ===
     def encode(self, source_ids):

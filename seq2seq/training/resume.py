@@ -1,7 +1,8 @@
 """Resuming a run exactly where it stopped: mid-epoch, after Ctrl-C or a kill.
 
 A run folder's `checkpoints/resume/` holds a tf.train.Checkpoint of the model (weights and the
-dropout seed-generator states) and the optimizer (slots, iteration count), plus `state.json`:
+dropout seed-generator states), the optimizer (slots, iteration count), the weight average and
+the gradients of a partial accumulation, if any, plus `state.json`:
 complete epochs, batches done of the next one, the metric totals of that partial epoch,
 per-epoch logs, callback states (best scores, plateau and early-stopping counters) and training
 seconds used. It is written after every epoch, every `checkpoint_every_n_steps` batches and at
@@ -39,7 +40,14 @@ class ResumeState:
         # come) are the model's variables that are not weights, saved explicitly.
         weights = {id(w) for w in model.weights}
         seeds = [v for v in model.variables if id(v) not in weights]
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, seeds=seeds)
+        training_state = {  # the weight average and a partial accumulation (model_setup)
+            name: getattr(model, name)
+            for name in ("weight_average", "accumulator")
+            if getattr(model, name, None) is not None
+        }
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer, seeds=seeds, **training_state
+        )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), 2)
 
     def restore(self):

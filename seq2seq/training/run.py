@@ -32,6 +32,7 @@ from seq2seq.run_folder import RunFolder, RunLock
 from seq2seq.training import distribute, monitoring, optim
 from seq2seq.training.checkpoints import average_checkpoints
 from seq2seq.training.dev import DevEvaluation
+from seq2seq.training.ema import averaged_weights
 from seq2seq.training.fit import fit
 from seq2seq.training.memory import release_training_graphs
 from seq2seq.training.model_setup import build_translator, reseed_host, set_seed
@@ -103,7 +104,8 @@ def _build(config, folder, strategy):
         distribute.use_training_loop(model, strategy)
     translator = make_translator(model, toks, config.decode)
     translate_fn = tf.function(translator.translate, input_signature=TEXT_SIGNATURE)
-    dev = _dev_evaluation(config, translator, translate_fn, splits["validation"], folder)
+    average = getattr(model, "weight_average", None)
+    dev = _dev_evaluation(config, translator, translate_fn, splits["validation"], folder, average)
     datasets = (train_ds, val_ds, stats, position)
     return _Run(splits, datasets, model, translator, translate_fn, dev, resume_state)
 
@@ -189,6 +191,8 @@ def build_model(config, toks, train_ds):
         label_smoothing=trainer.label_smoothing,
         clipnorm=trainer.clipnorm,
         param_init=config.model.param_init,
+        accumulate_steps=trainer.accumulate_steps,
+        ema_decay=trainer.ema_decay,
         **config.model.architecture(),
     )
 
@@ -213,6 +217,10 @@ def load_final_weights(model, run_folder, trainer):
     writing the average of the last K epoch checkpoints first when asked; returns which."""
     folder = RunFolder(run_folder)
     described = "last"  # the model's own weights: the last epoch's
+    average = getattr(model, "weight_average", None)
+    if average is not None:  # as the checkpoint files hold
+        average.copy_to_weights()
+        described = "last (moving average)"
     if trainer.average_last_checkpoints > 1:
         paths = folder.last_epoch_weights(trainer.average_last_checkpoints)
         average_checkpoints(model, paths)
@@ -244,26 +252,29 @@ def _start_run(config, folder):
     monitoring.write_hparams(str(folder.tensorboard), hparams, folder.path.name)
 
 
-def _dev_evaluation(config, translator, translate_fn, validation, folder):
-    """The DevEvaluation callback: BLEU/chrF on at most K dev sentences, samples, attention."""
+def _dev_evaluation(config, translator, translate_fn, validation, folder, weight_average):
+    """The DevEvaluation callback: BLEU/chrF on at most K dev sentences, samples, attention;
+    of the averaged weights when there is a `weight_average`."""
     limit = config.trainer.validation_max_sentences
     sources, references = split_texts(validation, limit)
     groups = split_groups(validation, limit)
     n = config.trainer.tensorboard_samples
 
     def scores():
-        return evaluate(
-            translate_fn,
-            sources,
-            references,
-            batch_size=config.decode.batch_size,
-            parallel=config.decode.parallel_batches,
-            groups=groups,
-        )[0]
+        with averaged_weights(weight_average):
+            return evaluate(
+                translate_fn,
+                sources,
+                references,
+                batch_size=config.decode.batch_size,
+                parallel=config.decode.parallel_batches,
+                groups=groups,
+            )[0]
 
     def samples(writer, step):
         if n:
-            found = monitoring.attention_samples(translator, sources[:n])
+            with averaged_weights(weight_average):
+                found = monitoring.attention_samples(translator, sources[:n])
             monitoring.write_samples(writer, found, references[:n], step)
 
     return DevEvaluation(

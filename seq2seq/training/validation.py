@@ -85,6 +85,23 @@ def _check_relations(config):
         )
     check_architecture(**model.architecture())
     _check_sampling(config.data.tokenizer)
+    _check_accumulation(trainer)
+
+
+def _check_accumulation(trainer):
+    if trainer.accumulate_steps == 1:
+        return
+    if trainer.strategy != "default":
+        raise ValueError(
+            f"trainer.accumulate_steps={trainer.accumulate_steps} needs trainer.strategy=default "
+            f"(it is {trainer.strategy!r}): the replicas' gradients are not accumulated"
+        )
+    if trainer.precision == "mixed_float16":
+        raise ValueError(
+            f"trainer.accumulate_steps={trainer.accumulate_steps} cannot go with "
+            "trainer.precision=mixed_float16 (its loss scale changes between batches); "
+            "use mixed_bfloat16 or float32"
+        )
 
 
 def _check_sampling(tokenizer):
