@@ -111,6 +111,7 @@ class TrainerConfig:
     label_smoothing: float = _option(min=0.0, below=1.0)
     accumulate_steps: int = _option(min=1)
     ema_decay: float = _option(min=0.0, below=1.0)
+    init_from: str | None = None
     precision: str = _option(choices=("float32", "mixed_float16", "mixed_bfloat16"))
     log_every_n_steps: int = _option(min=0)
     bleu_every_n_epochs: int = _option(min=0)

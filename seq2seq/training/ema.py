@@ -51,6 +51,11 @@ class WeightAverage(tf.Module):
         finally:
             self.swap()
 
+    def restart(self):
+        """Starts the averages again from the weights' current values."""
+        for weight, average in zip(self.weights, self.averages):
+            average.assign(tf.cast(weight, average.dtype))
+
     def copy_to_weights(self):
         """Gives the weights the averages' values for good (the end of training)."""
         for weight, average in zip(self.weights, self.averages):

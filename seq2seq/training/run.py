@@ -34,6 +34,12 @@ from seq2seq.training.checkpoints import average_checkpoints
 from seq2seq.training.dev import DevEvaluation
 from seq2seq.training.ema import averaged_weights
 from seq2seq.training.fit import fit
+from seq2seq.training.init_from import (
+    check_same_architecture,
+    initial_run,
+    load_initial_weights,
+    reuse_tokenizers,
+)
 from seq2seq.training.memory import release_training_graphs
 from seq2seq.training.model_setup import build_translator, reseed_host, set_seed
 from seq2seq.training.resume import ResumeState, changed_settings
@@ -63,11 +69,17 @@ def train(config, run_dir) -> dict:
     """
     start = time.monotonic()
     config = with_dev_schedule(validate(config))
+    initial = None
+    if config.trainer.init_from:
+        initial = initial_run(config.trainer.init_from)
+        check_same_architecture(initial[1], config.model, config.trainer.init_from)
     strategy = distribute.make_strategy(config.trainer.strategy)  # before any other TF op
     folder = RunFolder(writable_dir(distribute.worker_run_dir(strategy, run_dir), "hydra.run.dir"))
     with RunLock(folder):
         _start_run(config, folder)
-        run = _build(config, folder, strategy)
+        if initial:
+            reuse_tokenizers(initial[0], folder)
+        run = _build(config, folder, strategy, initial and initial[2])
         train_ds, val_ds, stats, position = run.datasets
         history, out_of_time = fit(
             run.model,
@@ -89,13 +101,15 @@ def train(config, run_dir) -> dict:
     return metrics
 
 
-def _build(config, folder, strategy):
+def _build(config, folder, strategy, initial_weights=None):
     replicas = strategy.num_replicas_in_sync
     splits, toks, (train_ds, val_ds, stats, position) = prepare_data(config, folder, replicas)
     reseed_host(config.seed)  # preparing a TFDS data set the first time draws numbers
     train_ds, val_ds = (distribute.pad_batches(ds, replicas) for ds in (train_ds, val_ds))
     with strategy.scope():  # every variable, the optimizer's slots included
         model = build_model(config, toks, train_ds)
+        if initial_weights:  # a resumed run's state then replaces them
+            load_initial_weights(model, initial_weights)
         resume_state = None  # multi-worker: its workers would have to restore together
         if config.trainer.strategy != "multi_worker":
             resume_state = ResumeState(folder.resume, model)
