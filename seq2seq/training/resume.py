@@ -134,6 +134,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.epoch_start = epoch_start
         self.stop = stop
         self.every_n_steps = every_n_steps
+        self.saved_update = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_step, self.saved_step = epoch, self.epoch_start.offset, None
@@ -146,7 +147,10 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         }
         self.finite = _finite((logs or {}).get("loss")) and self.stop.healthy
         step = optimizer_step(self.model)
-        if self.every_n_steps and step % self.every_n_steps == 0 or self.stop.interrupted:
+        # With gradient accumulation, several batches end at one update: saved after the first.
+        due = self.every_n_steps and step and step % self.every_n_steps == 0
+        if due and step != self.saved_update or self.stop.interrupted:
+            self.saved_update = step
             self._save_mid_epoch()
 
     def on_epoch_end(self, epoch, logs=None):
