@@ -81,6 +81,8 @@ class ModelConfig:
     residual: bool = MISSING
     input_feeding: bool = MISSING
     tie_embeddings: bool = MISSING
+    share_embeddings: bool = MISSING
+    source_word_dropout: float = _option(min=0.0, below=1.0)
     param_init: float = _option(min=0.0)
 
     def architecture(self) -> dict:

@@ -63,6 +63,7 @@ BAD = [
     ("data.tokenizer.sample_alpha=-0.1", "data.tokenizer.sample_alpha=-0.1: must be at least"),
     ("data.tokenizer.nbest_size=-2", "data.tokenizer.nbest_size=-2: must be at least -1"),
     ("data.max_length_ratio=0.5", "data.max_length_ratio=0.5: must be at least 1.0"),
+    ("model.source_word_dropout=1", "model.source_word_dropout=1.0: must be at least 0.0 and"),
     ("trainer.profile_steps=[5,2]", "trainer.profile_steps=[5, 2]: must be [first, last]"),
     ("data.pad_to_multiple=0", "data.pad_to_multiple=0"),
     ("data.pool_size=0", "data.pool_size=0"),
@@ -89,6 +90,12 @@ RELATED = [
     (
         ["data.tokenizer.sample_alpha=1.0", "data.tokenizer.model_type=bpe"],
         "data.tokenizer.sample_alpha=1.0: with model_type=bpe it is the BPE-dropout rate",
+    ),
+    (
+        ["model.share_embeddings=true"],  # numbers: one model a side
+        "model.share_embeddings=true needs one vocabulary for both sides: "
+        "data.tokenizer.joint=true and data.tokenizer.restrict_vocabulary=false "
+        "(they are false and true)",
     ),
     (
         ["trainer.accumulate_steps=2", "trainer.strategy=mirrored"],

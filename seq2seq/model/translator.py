@@ -26,6 +26,16 @@ def check_architecture(
         )
 
 
+def check_shared_embeddings(share_embeddings, source_vocabulary_size, target_vocabulary_size):
+    """Raises ValueError unless shared embeddings have one vocabulary for both sides."""
+    if share_embeddings and source_vocabulary_size != target_vocabulary_size:
+        raise ValueError(
+            f"model.share_embeddings=true needs one vocabulary for both sides (here "
+            f"{source_vocabulary_size} source and {target_vocabulary_size} target ids): "
+            "data.tokenizer.joint=true and data.tokenizer.restrict_vocabulary=false"
+        )
+
+
 def check_bridge(kind):
     """Raises ValueError naming `model.bridge` unless `kind` is one of `BRIDGES`."""
     if kind not in BRIDGES:
@@ -113,6 +123,10 @@ class Translator(keras.Model):
         input_feeding: Luong input feeding (see `Decoder`): slower, a per-step loop, no cuDNN.
         tie_embeddings: the target embedding is the output projection; needs
             embedding_dim == units.
+        share_embeddings: the source and target embeddings are one matrix; needs one
+            vocabulary for both sides (a joint SentencePiece model, unrestricted).
+        source_word_dropout: in training, zero whole source word embeddings with this
+            probability (Sennrich et al., 2016).
 
     Call arguments:
         inputs: {"encoder_token_ids": (batch, src_len), "decoder_token_ids": (batch, tgt_len)}.
@@ -136,9 +150,12 @@ class Translator(keras.Model):
         residual=False,
         input_feeding=False,
         tie_embeddings=False,
+        share_embeddings=False,
+        source_word_dropout=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_shared_embeddings(share_embeddings, source_vocabulary_size, target_vocabulary_size)
         check_architecture(
             units=units,
             bidirectional=bidirectional,
@@ -160,6 +177,8 @@ class Translator(keras.Model):
         self.residual = residual
         self.input_feeding = input_feeding
         self.tie_embeddings = tie_embeddings
+        self.share_embeddings = share_embeddings
+        self.source_word_dropout = source_word_dropout
         # === Layers ===
         encoder_units = units // 2 if bidirectional else units
         self.encoder = Encoder(
@@ -170,6 +189,7 @@ class Translator(keras.Model):
             bidirectional,
             dropout,
             residual,
+            word_dropout=source_word_dropout,
             name="encoder",
         )
         self.bridge = Bridge(bridge, units, decoder_layers, name="bridge")
@@ -184,6 +204,7 @@ class Translator(keras.Model):
             residual,
             input_feeding=input_feeding,
             tie_embeddings=tie_embeddings,
+            embedding=self.encoder.embedding if share_embeddings else None,
             name="decoder",
         )
 
@@ -303,5 +324,7 @@ class Translator(keras.Model):
             "residual": self.residual,
             "input_feeding": self.input_feeding,
             "tie_embeddings": self.tie_embeddings,
+            "share_embeddings": self.share_embeddings,
+            "source_word_dropout": self.source_word_dropout,
             "name": self.name,
         }

@@ -85,7 +85,17 @@ def _check_relations(config):
         )
     check_architecture(**model.architecture())
     _check_sampling(config.data.tokenizer)
+    _check_shared_embeddings(model, config.data.tokenizer)
     _check_accumulation(trainer)
+
+
+def _check_shared_embeddings(model, tokenizer):
+    if model.share_embeddings and not (tokenizer.joint and not tokenizer.restrict_vocabulary):
+        raise ValueError(
+            "model.share_embeddings=true needs one vocabulary for both sides: "
+            "data.tokenizer.joint=true and data.tokenizer.restrict_vocabulary=false (they are "
+            f"{str(tokenizer.joint).lower()} and {str(tokenizer.restrict_vocabulary).lower()})"
+        )
 
 
 def _check_accumulation(trainer):
