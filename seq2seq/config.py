@@ -31,7 +31,7 @@ class TokenizerConfig:
     restrict_vocabulary: bool = MISSING
     max_sentences: int = _option(min=1)
     sample_alpha: float = _option(min=0.0)
-    nbest_size: int = _option(min=-1)
+    nbest_size: int = _option(min=2)
 
 
 @dataclass

@@ -1,12 +1,17 @@
 """Subword regularization: seeded samples, new ones every epoch, the same ones after a resume,
 and the deterministic segmentation everywhere else."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from seq2seq.data import pipeline, tokenizers
 from seq2seq.data.subword_sampling import SubwordSampler
+from tests.conftest import REPO
 
 _RNG = np.random.default_rng(0)
 _SYLLABLES = "ka lo mi ne ru sa te vo ba di ge".split()
@@ -35,7 +40,7 @@ def _sample(sampler, seed, lines=LINES[:40]):
 
 
 def test_a_seed_gives_one_sample_and_other_seeds_others(models):
-    sampler = SubwordSampler(models[0], alpha=0.1, nbest_size=-1)
+    sampler = SubwordSampler(models[0], alpha=0.1, nbest_size=16)
     first, again, other = _sample(sampler, 7), _sample(sampler, 7), _sample(sampler, 8)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
@@ -45,7 +50,7 @@ def test_a_seed_gives_one_sample_and_other_seeds_others(models):
 
 def test_samples_keep_to_the_restricted_vocabulary(models):
     source = tokenizers.load_tokenizer(models[0])
-    sampler = SubwordSampler(models[0], alpha=0.1, nbest_size=-1)
+    sampler = SubwordSampler(models[0], alpha=0.1, nbest_size=16)
     ids = np.concatenate([np.concatenate(_sample(sampler, seed)) for seed in range(20)])
     assert ids.max() < tokenizers.vocabulary_size(source)
     assert tokenizers.UNK_ID not in ids  # every piece sampled has an id of the source side
@@ -55,7 +60,7 @@ def test_samples_keep_to_the_restricted_vocabulary(models):
 
 def _datasets(models, alpha):
     toks = [tokenizers.load_tokenizer(p) for p in models]
-    samplers = [SubwordSampler(p, alpha=alpha, nbest_size=-1) for p in models] if alpha else None
+    samplers = [SubwordSampler(p, alpha=alpha, nbest_size=16) for p in models] if alpha else None
     split = tf.data.Dataset.from_tensor_slices({"source": LINES, "target": OTHER})
     return pipeline.make_datasets(
         {"train": split, "validation": split.take(50)},
@@ -96,3 +101,26 @@ def test_validation_batches_are_not_sampled(models):
     for (x, y), (sx, sy) in zip(plain, sampled):
         np.testing.assert_array_equal(x["encoder_token_ids"], sx["encoder_token_ids"])
         np.testing.assert_array_equal(y, sy)
+
+
+def test_a_seed_gives_the_same_sample_in_another_process(models):
+    """SentencePiece's own sampling did not: its generator is seeded per thread."""
+    code = (
+        "import sys, numpy as np\n"
+        "from seq2seq.data.subword_sampling import SubwordSampler\n"
+        "from tests.test_subword_sampling import LINES\n"
+        "flat, _ = SubwordSampler(sys.argv[1], alpha=0.1, nbest_size=16).sample(LINES[:40], 7)\n"
+        "print(' '.join(map(str, flat)))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(models[0])],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    here = SubwordSampler(models[0], alpha=0.1, nbest_size=16).sample(LINES[:40], 7)[0]
+    assert out.stdout.split() == [str(i) for i in here]

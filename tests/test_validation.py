@@ -61,7 +61,7 @@ BAD = [
     ("trainer.accumulate_steps=0", "trainer.accumulate_steps=0: must be at least 1"),
     ("trainer.ema_decay=1", "trainer.ema_decay=1.0: must be at least 0.0 and below 1.0"),
     ("data.tokenizer.sample_alpha=-0.1", "data.tokenizer.sample_alpha=-0.1: must be at least"),
-    ("data.tokenizer.nbest_size=-2", "data.tokenizer.nbest_size=-2: must be at least -1"),
+    ("data.tokenizer.nbest_size=1", "data.tokenizer.nbest_size=1: must be at least 2"),
     ("data.max_length_ratio=0.5", "data.max_length_ratio=0.5: must be at least 1.0"),
     ("model.source_word_dropout=1", "model.source_word_dropout=1.0: must be at least 0.0 and"),
     ("trainer.profile_steps=[5,2]", "trainer.profile_steps=[5, 2]: must be [first, last]"),
@@ -84,12 +84,8 @@ RELATED = [
         "decode.n_best=3: must be at most decode.beam_size=2",
     ),
     (
-        ["data.tokenizer.sample_alpha=0.1", "data.tokenizer.nbest_size=1"],
-        "data.tokenizer.nbest_size=1: sampling needs -1 (every segmentation) or at least 2",
-    ),
-    (
-        ["data.tokenizer.sample_alpha=1.0", "data.tokenizer.model_type=bpe"],
-        "data.tokenizer.sample_alpha=1.0: with model_type=bpe it is the BPE-dropout rate",
+        ["data.tokenizer.sample_alpha=0.1", "data.tokenizer.model_type=bpe"],
+        "data.tokenizer.sample_alpha=0.1 needs data.tokenizer.model_type=unigram (it is 'bpe')",
     ),
     (
         ["model.share_embeddings=true"],  # numbers: one model a side

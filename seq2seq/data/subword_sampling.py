@@ -1,21 +1,22 @@
 """Subword regularization (Kudo, 2018): a sampled segmentation of every training sentence,
 drawn again every epoch, with seeds that make a resumed run see the same samples.
 
-tf_text's in-graph sampling draws from a generator of each TensorFlow thread, seeded once per
-process, so its samples cannot be reproduced. These samplers call the `sentencepiece` package
-instead (inside tf.data, through `tf.numpy_function`): each call seeds SentencePiece's
-generator, and a batch encoded with `num_threads=1` runs on a thread of its own, whose
-generator starts from that seed. The seed of a batch of lines is drawn from the run's seed, the
-epoch and the batch's position in the file, never from the order tf.data happens to run in.
+Each sentence's segmentation is drawn from its `nbest_size` best segmentations under the
+unigram model, with probabilities proportional to P(segmentation)^alpha (what SentencePiece's
+`SampleEncode` does with an n-best size). SentencePiece's own sampling could not be used: its
+generator is per thread, and seeded with the thread too: the same seed gave other samples in
+every process (sentencepiece 0.2.3), as tf_text's in-graph sampling does. Here SentencePiece
+only lists the n best segmentations (deterministic), and NumPy draws among them, with a seed
+made of the run's seed, the epoch and the position in the file of the batch of lines (never of
+the order tf.data happens to run in).
 
 With a restricted vocabulary (`tokenizers.write_used_pieces`), the pieces outside it are marked
 unused in the sampler's copy of the model, so that a sample never holds a piece the model has
 no id for (what SentencePiece's `SetVocabulary` does, which the Python package lacks). A
-character without a piece of its own then becomes an unknown piece of the lattice: a sample
-holding one, where the line's best segmentation holds none, is replaced by that segmentation.
+character without a piece of its own then becomes an unknown piece: segmentations holding one,
+where the best holds none, are not drawn.
 """
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,15 @@ from sentencepiece import sentencepiece_model_pb2
 from seq2seq.data.tokenizers import UNK_ID, kept_piece_ids
 
 LINES_A_CALL = 256  # lines sampled by one call into Python
-_SEEDING = threading.Lock()  # SentencePiece's seed is global to the process
 
 
 class SubwordSampler:
-    """Samples segmentations of the SentencePiece model at `model_path`, as ids of its
+    """Samples segmentations of the unigram SentencePiece model at `model_path`, as ids of its
     (restricted) vocabulary, like `tokenizers.load_tokenizer(model_path)` gives.
 
     Args:
-        alpha: the smoothing exponent of the segmentation probabilities (BPE: the dropout rate).
-        nbest_size: sample among the n best segmentations (-1: all of them; unigram only).
+        alpha: the exponent of the segmentations' probabilities (smaller: flatter).
+        nbest_size: how many of the best segmentations of a sentence are drawn from (>= 2).
     """
 
     def __init__(self, model_path, alpha, nbest_size):
@@ -45,7 +45,9 @@ class SubwordSampler:
         if kept is None:
             kept = range(spm.SentencePieceProcessor(model_proto=proto).get_piece_size())
         self.processor = spm.SentencePieceProcessor(model_proto=_with_unused_pieces(proto, kept))
-        to_compact = np.full(self.processor.get_piece_size(), UNK_ID, np.int32)
+        size = self.processor.get_piece_size()
+        self.scores = np.array([self.processor.get_score(i) for i in range(size)], np.float64)
+        to_compact = np.full(size, UNK_ID, np.int32)
         to_compact[list(kept)] = np.arange(len(kept), dtype=np.int32)
         self.to_compact = to_compact
         self.alpha = alpha
@@ -53,33 +55,26 @@ class SubwordSampler:
 
     def sample(self, lines, seed):
         """Sampled ids of `lines` (a list of str) with `seed` (an int): (flat ids, lengths)."""
-        with _SEEDING:
-            spm.set_random_generator_seed(int(seed))
-            pieces = self.processor.encode(
-                lines,
-                enable_sampling=True,
-                alpha=self.alpha,
-                nbest_size=self.nbest_size,
-                num_threads=1,
-            )
-        pieces = self._without_unknown_pieces(lines, pieces)
+        rng = np.random.default_rng(seed)
+        candidates = self.processor.nbest_encode(lines, nbest_size=self.nbest_size)
+        pieces = [self._draw(segmentations, rng) for segmentations in candidates]
         lengths = np.array([len(ids) for ids in pieces], np.int64)
         flat = np.zeros(0, np.int32)
         if pieces:
             flat = np.concatenate([np.asarray(ids, np.int32) for ids in pieces])
         return self.to_compact[flat], lengths
 
-    def _without_unknown_pieces(self, lines, pieces):
-        """The samples, each one holding an unknown piece that its line's best segmentation
-        does not replaced by that (unknown characters are pieces of their own in a lattice)."""
-        unknown = [i for i, ids in enumerate(pieces) if UNK_ID in ids]
-        if not unknown:
-            return pieces
-        best = self.processor.encode([lines[i] for i in unknown])
-        for i, ids in zip(unknown, best):
-            if UNK_ID not in ids:
-                pieces[i] = ids
-        return pieces
+    def _draw(self, segmentations, rng):
+        """One of a sentence's n best segmentations (best first), drawn with probabilities
+        proportional to exp(alpha * log P); none with an unknown piece the best lacks."""
+        if not segmentations:
+            return []
+        best = segmentations[0]
+        if UNK_ID not in best:
+            segmentations = [ids for ids in segmentations if UNK_ID not in ids]
+        log_p = np.array([self.scores[ids].sum() for ids in segmentations]) * self.alpha
+        p = np.exp(log_p - log_p.max())
+        return segmentations[rng.choice(len(segmentations), p=p / p.sum())]
 
     def tokenize(self, texts, seeds):
         """In-graph: a 1-D string tensor -> ragged int32 ids; `seeds`, an int64 vector, is
@@ -96,7 +91,7 @@ class SubwordSampler:
 
 
 def _mixed_seed(seeds):
-    return int(np.random.SeedSequence([int(s) for s in seeds]).generate_state(1)[0])
+    return np.random.SeedSequence([int(s) for s in seeds])
 
 
 def _with_unused_pieces(proto, kept_ids):

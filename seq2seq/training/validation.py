@@ -115,17 +115,10 @@ def _check_accumulation(trainer):
 
 
 def _check_sampling(tokenizer):
-    if not tokenizer.sample_alpha:
-        return
-    if tokenizer.nbest_size in (0, 1):
+    if tokenizer.sample_alpha and tokenizer.model_type != "unigram":
         raise ValueError(
-            f"data.tokenizer.nbest_size={tokenizer.nbest_size}: sampling needs -1 (every "
-            "segmentation) or at least 2"
-        )
-    if tokenizer.model_type == "bpe" and tokenizer.sample_alpha >= 1:
-        raise ValueError(
-            f"data.tokenizer.sample_alpha={tokenizer.sample_alpha}: with model_type=bpe it is "
-            "the BPE-dropout rate and must be below 1"
+            f"data.tokenizer.sample_alpha={tokenizer.sample_alpha} needs "
+            f"data.tokenizer.model_type=unigram (it is {tokenizer.model_type!r})"
         )
 
 
