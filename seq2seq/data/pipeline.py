@@ -262,7 +262,10 @@ def make_datasets(
     stats = pair_statistics(tokenized["train"], pair_filter)
     _log_statistics(stats)
     if stats["pairs"] == sum(stats[reason] for reason in REASONS):
-        raise ValueError(f"the training set is empty after dropping its pairs: {stats}")
+        raise ValueError(
+            "the training set is empty after dropping empty source/target lines (and pairs too "
+            f"long or too lopsided, if asked): {stats}"
+        )
     # The dev set is small: cached. Built first, eagerly, so that a bad batching setting fails
     # with its own message rather than wrapped in the training pipeline's traced function.
     validation = make_batches(tokenized["validation"].cache(), training=False, **batching)

@@ -57,7 +57,7 @@ def build_translator(
         accumulator=accumulator,
         weight_average=WeightAverage(weights, ema_decay) if ema_decay else None,
     )
-    optimizer.build(weights)  # not inside the accumulating step's conditional update
+    model.optimizer.build(weights)  # not inside the accumulating step's conditional update
     # Keras builds compiled metrics at the first step; a resumed run restores their totals
     # before it, so they are built now.
     one = tf.ones((1, 2), tf.int32)

@@ -214,7 +214,8 @@ def build_model(config, toks, train_ds):
 def _optimizer(trainer, train_ds):
     total_steps = 0
     if trainer.schedule == "cosine":
-        total_steps = trainer.epochs * pipeline.count_batches(train_ds)
+        batches = trainer.epochs * pipeline.count_batches(train_ds)
+        total_steps = batches // trainer.accumulate_steps  # the schedule counts updates
     schedule = optim.learning_rate_schedule(
         trainer.schedule,
         trainer.learning_rate,
