@@ -30,6 +30,8 @@ class TokenizerConfig:
     joint: bool = MISSING
     restrict_vocabulary: bool = MISSING
     max_sentences: int = _option(min=1)
+    sample_alpha: float = _option(min=0.0)
+    nbest_size: int = _option(min=2)
 
 
 @dataclass
@@ -45,6 +47,8 @@ class DataConfig:
     shuffle_buffer: int = _option(min=1)
     pool_size: int = _option(min=1)
     pad_to_multiple: int = _option(1, min=1)
+    drop_long_pairs: bool = MISSING
+    max_length_ratio: float | None = _option(None, min=1.0)
     splits: dict[str, str] = field(default_factory=dict)  # ours -> the data set's split names
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     # numbers
@@ -77,6 +81,8 @@ class ModelConfig:
     residual: bool = MISSING
     input_feeding: bool = MISSING
     tie_embeddings: bool = MISSING
+    share_embeddings: bool = MISSING
+    source_word_dropout: float = _option(min=0.0, below=1.0)
     param_init: float = _option(min=0.0)
 
     def architecture(self) -> dict:
@@ -105,6 +111,9 @@ class TrainerConfig:
     average_last_checkpoints: int = _option(min=1)
     final_weights: str = _option(choices=("last", "best"))
     label_smoothing: float = _option(min=0.0, below=1.0)
+    accumulate_steps: int = _option(min=1)
+    ema_decay: float = _option(min=0.0, below=1.0)
+    init_from: str | None = None
     precision: str = _option(choices=("float32", "mixed_float16", "mixed_bfloat16"))
     log_every_n_steps: int = _option(min=0)
     bleu_every_n_epochs: int = _option(min=0)

@@ -24,7 +24,13 @@ from seq2seq.training.losses import MaskedCrossEntropy
 VOCAB, UNITS, BOS, EOS = 20, 16, 1, 2
 BASE = dict(embedding_dim=UNITS, units=UNITS, encoder_layers=1, decoder_layers=1, dropout=0.1)
 MODELS = {
-    "input_feeding": dict(input_feeding=True, tie_embeddings=True, attention="dot", bridge="zero"),
+    "input_feeding": dict(
+        input_feeding=True,
+        tie_embeddings=True,
+        share_embeddings=True,
+        attention="dot",
+        bridge="zero",
+    ),
     "input_feeding_deep": dict(
         input_feeding=True, decoder_layers=2, residual=True, attention="bahdanau", bridge="dense"
     ),
@@ -36,6 +42,7 @@ MODELS = {
         bidirectional=False,
         attention="bahdanau_normalized",
         bridge="dense",
+        source_word_dropout=0.2,
     ),
 }
 
@@ -85,6 +92,7 @@ def test_every_option_is_covered():
     assert used("attention") >= _distinct_attentions()
     assert used("bridge") >= set(BRIDGES)
     assert used("bidirectional") == used("input_feeding") == used("tie_embeddings") == {True, False}
+    assert used("share_embeddings") == {True, False} and max(used("source_word_dropout")) > 0
     residual = [args for args in map(_args, MODELS) if args["residual"]]
     assert any(args["encoder_layers"] == 2 for args in residual)
     assert {args["input_feeding"] for args in residual if args["decoder_layers"] == 2} == {
@@ -228,6 +236,45 @@ def test_tied_embeddings_share_the_matrix():
     embedding = model.decoder.embedding.embeddings
     embedding.assign(embedding.numpy() * 2.0)
     assert not np.allclose(model(inputs, training=False).numpy(), before)
+
+
+def test_shared_embeddings_are_one_matrix_of_both_sides():
+    shared, separate = _model("input_feeding"), _model("input_feeding", share_embeddings=False)
+    inputs, _ = _batch()
+    before = shared(inputs, training=False).numpy()
+    separate(inputs)
+    assert shared.encoder.embedding is shared.decoder.embedding
+    assert len(shared.trainable_weights) == len(separate.trainable_weights) - 1
+    memory = shared.encoder(inputs["encoder_token_ids"])[0].numpy()
+    embedding = shared.decoder.embedding.embeddings
+    embedding.assign(embedding.numpy() * 2.0)  # the target side's matrix moves the source's
+    assert not np.allclose(shared.encoder(inputs["encoder_token_ids"])[0].numpy(), memory)
+    assert not np.allclose(shared(inputs, training=False).numpy(), before)
+
+
+def test_shared_embeddings_need_one_vocabulary():
+    with pytest.raises(ValueError, match=r"model\.share_embeddings=true.*20 source and 21"):
+        Translator(VOCAB, VOCAB + 1, **{**BASE, "share_embeddings": True})
+
+
+def test_source_word_dropout_drops_whole_words_in_training_only():
+    model = _model("residual_deep", source_word_dropout=0.5, dropout=0.0)
+    inputs, _ = _batch()
+    model(inputs)
+    embedded = tf.ones((64, 30, UNITS))
+    dropped = model.encoder._drop_words(embedded).numpy()
+    per_word = dropped.reshape(-1, UNITS)
+    assert set(np.unique(per_word.min(1))) == {0.0, 2.0}  # a word is dropped whole, or kept x2
+    assert 0.4 < (per_word[:, 0] == 0).mean() < 0.6
+    plain = _model("residual_deep", source_word_dropout=0.0, dropout=0.0)
+    plain(inputs)
+    plain.set_weights(model.get_weights())
+    np.testing.assert_allclose(
+        model(inputs, training=False).numpy(), plain(inputs, training=False).numpy(), atol=1e-6
+    )
+    assert not np.allclose(
+        model(inputs, training=True).numpy(), plain(inputs, training=True).numpy()
+    )
 
 
 def test_tied_embeddings_need_equal_sizes():

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from seq2seq.data import pipeline, tokenizers
+from seq2seq.data.filters import PairFilter
 
 LINES = ["ein kleines Haus", "zwei große Hunde laufen schnell über die Wiese", "der Mann"] * 20
 
@@ -113,3 +114,23 @@ def test_pad_to_multiple_rounds_lengths_up_and_keeps_the_batches():
 def test_pad_to_multiple_below_one_is_refused_by_name():
     with pytest.raises(ValueError, match="data.pad_to_multiple=0"):
         _batches(np.array([3, 4], "int32"), batch_sentences=2, pad_to_multiple=0)
+
+
+def test_long_and_lopsided_training_pairs_are_dropped_and_counted(tmp_path):
+    long_source = "zwei große Hunde laufen schnell über die Wiese " * 3
+    sources = ["der Mann", "   ", long_source, "ein", "ein kleines Haus"]
+    targets = ["der Mann", "der Mann", "der Mann", "ein kleines Haus", "ein kleines Haus"]
+    tokenized = _tokenized(tmp_path, sources, targets, max_len=12).cache()
+    lengths = [(int(x["source_length"]), int(x["target_length"])) for x in tokenized]
+    ratio = lengths[3][1] / lengths[3][0]
+    assert ratio > 2.5 and lengths[3][1] <= 12  # pair 3: lopsided but within the limits
+    pair_filter = PairFilter(drop_long=True, max_length_ratio=2.5)
+    stats = pipeline.pair_statistics(tokenized, pair_filter)
+    counts = [stats[k] for k in ("pairs", "empty", "too_long", "length_ratio")]
+    assert counts == [5, 1, 1, 1]
+    assert stats["source_truncated"] == 0  # the long pair is dropped, not truncated
+    kept = [x for x in tokenized if pair_filter.keep(x)]
+    assert [int(x["source_length"]) for x in kept] == [lengths[0][0], lengths[4][0]]
+    truncating = pipeline.pair_statistics(tokenized)
+    assert truncating["too_long"] == truncating["length_ratio"] == 0
+    assert truncating["source_truncated"] == 1

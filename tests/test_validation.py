@@ -60,6 +60,12 @@ BAD = [
     ("trainer.precision=float16", "trainer.precision='float16' is unknown"),
     ("trainer.strategy=horovod", "trainer.strategy='horovod' is unknown"),
     ("trainer.final_weights=worst", "trainer.final_weights='worst' is unknown"),
+    ("trainer.accumulate_steps=0", "trainer.accumulate_steps=0: must be at least 1"),
+    ("trainer.ema_decay=1", "trainer.ema_decay=1.0: must be at least 0.0 and below 1.0"),
+    ("data.tokenizer.sample_alpha=-0.1", "data.tokenizer.sample_alpha=-0.1: must be at least"),
+    ("data.tokenizer.nbest_size=1", "data.tokenizer.nbest_size=1: must be at least 2"),
+    ("data.max_length_ratio=0.5", "data.max_length_ratio=0.5: must be at least 1.0"),
+    ("model.source_word_dropout=1", "model.source_word_dropout=1.0: must be at least 0.0 and"),
     ("trainer.profile_steps=[5,2]", "trainer.profile_steps=[5, 2]: must be [first, last]"),
     ("data.pad_to_multiple=0", "data.pad_to_multiple=0"),
     ("data.pool_size=0", "data.pool_size=0"),
@@ -78,6 +84,24 @@ RELATED = [
     (
         ["decode.beam_size=2", "decode.n_best=3"],
         "decode.n_best=3: must be at most decode.beam_size=2",
+    ),
+    (
+        ["data.tokenizer.sample_alpha=0.1", "data.tokenizer.model_type=bpe"],
+        "data.tokenizer.sample_alpha=0.1 needs data.tokenizer.model_type=unigram (it is 'bpe')",
+    ),
+    (
+        ["model.share_embeddings=true"],  # numbers: one model a side
+        "model.share_embeddings=true needs one vocabulary for both sides: "
+        "data.tokenizer.joint=true and data.tokenizer.restrict_vocabulary=false "
+        "(they are false and true)",
+    ),
+    (
+        ["trainer.accumulate_steps=2", "trainer.strategy=mirrored"],
+        "trainer.accumulate_steps=2 needs trainer.strategy=default (it is 'mirrored')",
+    ),
+    (
+        ["trainer.accumulate_steps=2", "trainer.precision=mixed_float16"],
+        "trainer.accumulate_steps=2 cannot go with trainer.precision=mixed_float16",
     ),
 ]
 

@@ -11,11 +11,14 @@ import logging
 
 import tensorflow as tf
 
+from seq2seq.data.filters import REASONS, PairFilter
+from seq2seq.data.subword_sampling import sampled_pairs
 from seq2seq.data.tokenizers import BOS_ID, EOS_ID
 
 log = logging.getLogger(__name__)
 
 AUTOTUNE = tf.data.AUTOTUNE
+EMPTY_PAIRS_ONLY = PairFilter()  # what every split drops
 
 
 def _without_autotuning(dataset):
@@ -29,7 +32,8 @@ def _without_autotuning(dataset):
 
 
 def tokenize_pairs(ds, source_tokenizer, target_tokenizer, max_source_length, max_target_length):
-    """Maps {"source", "target"} strings to {"source": ids, "target": ids, "*_truncated": bool}."""
+    """Maps {"source", "target"} strings to {"source": ids, "target": ids, "*_truncated": bool,
+    "*_length": pieces before truncation}."""
 
     def encode(example):
         src = source_tokenizer.tokenize(tf.strings.strip(example["source"]))
@@ -39,6 +43,8 @@ def tokenize_pairs(ds, source_tokenizer, target_tokenizer, max_source_length, ma
             "target": tgt[:max_target_length],
             "source_truncated": tf.size(src) > max_source_length,
             "target_truncated": tf.size(tgt) > max_target_length,
+            "source_length": tf.size(src),
+            "target_length": tf.size(tgt),
         }
 
     return ds.map(encode, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -48,29 +54,25 @@ def is_nonempty(example):
     return tf.logical_and(tf.size(example["source"]) > 0, tf.size(example["target"]) > 0)
 
 
-def pair_statistics(tokenized):
-    """Counts pairs, dropped empties, truncations and real tokens of a tokenized dataset."""
-    keys = (
-        "pairs",
-        "empty",
-        "source_truncated",
-        "target_truncated",
-        "source_tokens",
-        "target_tokens",
-    )
-    initial = {k: tf.constant(0, tf.int64) for k in keys}
+def pair_statistics(tokenized, pair_filter=EMPTY_PAIRS_ONLY):
+    """Counts pairs, those `pair_filter` drops (by reason: `filters.REASONS`), truncations
+    and the real tokens of the kept pairs of a tokenized dataset."""
+    keys = ("pairs", *REASONS, "source_truncated", "target_truncated")
+    initial = {k: tf.constant(0, tf.int64) for k in (*keys, "source_tokens", "target_tokens")}
 
     def add(acc, ex):
-        keep = tf.cast(is_nonempty(ex), tf.int64)
-        return {
-            "pairs": acc["pairs"] + 1,
-            "empty": acc["empty"] + 1 - keep,
-            "source_truncated": acc["source_truncated"] + tf.cast(ex["source_truncated"], tf.int64),
-            "target_truncated": acc["target_truncated"] + tf.cast(ex["target_truncated"], tf.int64),
-            "source_tokens": acc["source_tokens"] + keep * tf.size(ex["source"], tf.int64),
+        dropped = pair_filter.reasons(ex)
+        keep = 1 - tf.add_n([tf.cast(d, tf.int64) for d in dropped.values()])
+        counts = {
+            "pairs": tf.constant(1, tf.int64),
+            **{reason: tf.cast(d, tf.int64) for reason, d in dropped.items()},
+            "source_truncated": keep * tf.cast(ex["source_truncated"], tf.int64),
+            "target_truncated": keep * tf.cast(ex["target_truncated"], tf.int64),
+            "source_tokens": keep * tf.size(ex["source"], tf.int64),
             # +1 for the EOS every target gets
-            "target_tokens": acc["target_tokens"] + keep * (tf.size(ex["target"], tf.int64) + 1),
+            "target_tokens": keep * (tf.size(ex["target"], tf.int64) + 1),
         }
+        return {k: acc[k] + counts[k] for k in acc}
 
     return {k: int(v) for k, v in tokenized.reduce(initial, add).items()}
 
@@ -101,17 +103,27 @@ class DataPosition:
         self.skip.assign(skip)
 
 
-def epoch_batches(tokenized, position, *, seed, **batching):
+def epoch_batches(tokenized, position, *, seed, pair_filter=EMPTY_PAIRS_ONLY, **batching):
     """The training batches of epoch `position.epoch` without its first `position.skip`.
 
-    Their order depends only on `seed` and the epoch number (not on how many times the data
-    was iterated before), so a resumed run sees exactly the batches an uninterrupted one does.
-    `batching`: the arguments of `make_batches`.
+    Their order, and their segmentations when sampled, depend only on `seed` and the epoch
+    number (not on how many times the data was iterated before), so a resumed run sees exactly
+    the batches an uninterrupted one does.
+
+    Args:
+        tokenized: the tokenized training pairs, or a function of the int64 vector (seed,
+            epoch) giving them (sampled segmentations).
+        pair_filter: which pairs are trained on (`filters.PairFilter`).
+        batching: the arguments of `make_batches`.
     """
     base = tf.constant(seed or 0, tf.int64) * 1_000_003
 
     def one_epoch(_):
-        batches = make_batches(tokenized, training=True, seed=base + position.epoch, **batching)
+        pairs = tokenized
+        if callable(tokenized):
+            pairs = tokenized(tf.stack([tf.constant(seed or 0, tf.int64), position.epoch]))
+        pairs = pairs.filter(pair_filter.keep)
+        batches = make_batches(pairs, training=True, seed=base + position.epoch, **batching)
         return batches.skip(position.skip)
 
     return _without_autotuning(tf.data.Dataset.from_tensors(0).flat_map(one_epoch))
@@ -224,9 +236,16 @@ def make_datasets(
     pool_size=32768,
     num_replicas=1,
     pad_to_multiple=1,
+    pair_filter=EMPTY_PAIRS_ONLY,
+    samplers=None,
 ):
     """Length-sorted training and validation batches, training statistics, and the
-    `DataPosition` that `fit` moves through the epochs."""
+    `DataPosition` that `fit` moves through the epochs.
+
+    `pair_filter` chooses the training pairs (`filters.PairFilter`); `samplers`, (source,
+    target) `subword_sampling.SubwordSampler`s, segment the training text anew every epoch (the
+    statistics count its best segmentation).
+    """
     lengths = dict(max_source_length=max_source_length, max_target_length=max_target_length)
     batching = dict(
         batch_tokens=batch_tokens,
@@ -240,28 +259,45 @@ def make_datasets(
         for name in ("train", "validation")
     }
     log.info("tokenizing and counting the training pairs")
-    stats = pair_statistics(tokenized["train"])
+    stats = pair_statistics(tokenized["train"], pair_filter)
     _log_statistics(stats)
-    if stats["pairs"] == stats["empty"]:
-        raise ValueError("the training set is empty after dropping empty source/target lines")
+    if stats["pairs"] == sum(stats[reason] for reason in REASONS):
+        raise ValueError(
+            "the training set is empty after dropping empty source/target lines (and pairs too "
+            f"long or too lopsided, if asked): {stats}"
+        )
     # The dev set is small: cached. Built first, eagerly, so that a bad batching setting fails
     # with its own message rather than wrapped in the training pipeline's traced function.
     validation = make_batches(tokenized["validation"].cache(), training=False, **batching)
     position = DataPosition()
     # The training pairs are streamed and tokenized again every epoch (a small part of an
     # epoch's time): memory stays flat however large the corpus.
+    train_pairs = tokenized["train"]
+    if samplers:
+
+        def train_pairs(seeds):
+            return sampled_pairs(splits["train"], samplers, seeds=seeds, **lengths)
+
     train = epoch_batches(
-        tokenized["train"], position, seed=seed, shuffle_buffer=shuffle_buffer, **batching
+        train_pairs,
+        position,
+        seed=seed,
+        shuffle_buffer=shuffle_buffer,
+        pair_filter=pair_filter,
+        **batching,
     )
     return train, validation, stats, position
 
 
 def _log_statistics(stats):
     log.info(
-        "training pairs: %d read, %d dropped as empty, %d sources and %d targets truncated; "
+        "training pairs: %d read; dropped: %d empty, %d too long, %d with a length ratio "
+        "too large; %d sources and %d targets truncated; "
         "%d source and %d target tokens a epoch",
         stats["pairs"],
         stats["empty"],
+        stats["too_long"],
+        stats["length_ratio"],
         stats["source_truncated"],
         stats["target_truncated"],
         stats["source_tokens"],

@@ -251,14 +251,21 @@ def load_tokenizer(model_path):
     sentencepiece = tf_text.SentencepieceTokenizer(
         model=model_path.read_bytes(), out_type=tf.int32, name=name
     )
-    vocab = model_path.with_suffix(".vocab")
-    if vocab.exists():
-        # Split on "\n" only: a piece may hold a character that str.splitlines breaks at.
-        lines = vocab.read_text(encoding="utf-8").removesuffix("\n").split("\n")
-        kept = [int(line.rsplit("\t", 1)[1]) for line in lines]
-    else:
+    kept = kept_piece_ids(model_path)
+    if kept is None:
         kept = range(int(sentencepiece.vocab_size()))
     return SubwordTokenizer(sentencepiece, kept, name=f"{model_path.stem}_tokenizer")
+
+
+def kept_piece_ids(model_path):
+    """The SentencePiece ids of the vocabulary that the `.vocab` file beside `model_path`
+    lists, in order; None without one (the whole model is the vocabulary)."""
+    vocab = Path(model_path).with_suffix(".vocab")
+    if not vocab.exists():
+        return None
+    # Split on "\n" only: a piece may hold a character that str.splitlines breaks at.
+    lines = vocab.read_text(encoding="utf-8").removesuffix("\n").split("\n")
+    return [int(line.rsplit("\t", 1)[1]) for line in lines]
 
 
 def vocabulary_size(tokenizer):

@@ -45,10 +45,30 @@ def load_final_model(run_folder, tokenizers):
         raise ValueError(
             f"{folder.checkpoints}: no {folder.last_weights.name}; is the run finished?"
         )
-    sizes = [vocabulary_size(tokenizer) for tokenizer in tokenizers]
-    model = translator_lib.build(*sizes, **config.model.architecture())
+    model, _ = load_run_model(folder, tokenizers)
     load_weights(model, path)
     return model, path
+
+
+def load_run_model(run_folder, tokenizers=None):
+    """The run's Translator, built for its tokenizers, with no weights loaded yet; and them."""
+    folder = RunFolder(run_folder)
+    config = config_lib.load_run_config(folder.config)
+    tokenizers = tokenizers or load_tokenizers(folder)
+    sizes = [vocabulary_size(tokenizer) for tokenizer in tokenizers]
+    return translator_lib.build(*sizes, **config.model.architecture()), tokenizers
+
+
+def export_run_like(run_folder, model, tokenizers, output_dir):
+    """Writes `output_dir` as a run-like folder of `model` (config.yaml and tokenizers/ of the
+    run, export/ of the model, with the run's decoding settings); returns its export."""
+    source = RunFolder(run_folder)
+    config = config_lib.load_run_config(source.config)
+    translator = make_translator(model, tokenizers, config.decode)
+    out = RunFolder(output_dir)
+    shutil.copytree(source.tokenizers, out.tokenizers, dirs_exist_ok=True)
+    atomic_write_text(out.config, config_lib.to_yaml(config))
+    return export_saved_model(translator, out.export)
 
 
 def check_same_tokenizers(run_dirs):

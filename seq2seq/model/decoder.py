@@ -82,6 +82,7 @@ class Decoder(keras.layers.Layer):
         input_feeding: feed the previous attentional vector into the first LSTM (see above).
         tie_embeddings: the output projection is the embedding matrix (logits = h~ E^T + b);
             needs embedding_dim == units.
+        embedding: an Embedding layer to use (the encoder's, shared), instead of a new one.
 
     Call arguments:
         token_ids: (batch, tgt_len) int32 decoder inputs (BOS + target), right-padded with 0.
@@ -104,6 +105,7 @@ class Decoder(keras.layers.Layer):
         residual=False,
         input_feeding=False,
         tie_embeddings=False,
+        embedding=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -117,7 +119,7 @@ class Decoder(keras.layers.Layer):
         self.input_feeding = input_feeding
         self.tie_embeddings = tie_embeddings
         # === Layers ===
-        self.embedding = keras.layers.Embedding(
+        self.embedding = embedding or keras.layers.Embedding(
             vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
         )
         self.dropout_layer = keras.layers.Dropout(dropout)

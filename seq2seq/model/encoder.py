@@ -21,6 +21,8 @@ class Encoder(keras.layers.Layer):
         bidirectional: run each layer in both directions and concatenate them.
         dropout: dropout on the embeddings and between layers (never recurrent dropout).
         residual: add each layer's input to its output from the second layer on.
+        word_dropout: in training, the probability that a source word's embedding is zeroed as
+            a whole (Sennrich et al., 2016); the others are scaled by 1 / (1 - word_dropout).
 
     Call arguments:
         token_ids: (batch, src_len) int32, right-padded with 0.
@@ -40,6 +42,7 @@ class Encoder(keras.layers.Layer):
         bidirectional=True,
         dropout=0.0,
         residual=False,
+        word_dropout=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -50,11 +53,14 @@ class Encoder(keras.layers.Layer):
         self.bidirectional = bidirectional
         self.dropout = dropout
         self.residual = residual
+        self.word_dropout = word_dropout
         self.output_dim = units * (2 if bidirectional else 1)
         # === Layers ===
         self.embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
         )
+        if word_dropout:
+            self.word_dropout_seed = keras.random.SeedGenerator(name="word_dropout_seed")
         self.dropout_layer = keras.layers.Dropout(dropout)
         self.rnns = [self._make_rnn(i) for i in range(num_layers)]
 
@@ -72,12 +78,21 @@ class Encoder(keras.layers.Layer):
 
     def call(self, token_ids, training=None):
         mask = ops.not_equal(token_ids, 0)
-        x = self.dropout_layer(self.embedding(token_ids), training=training)
+        x = self.embedding(token_ids)
+        if training and self.word_dropout:
+            x = self._drop_words(x)
+        x = self.dropout_layer(x, training=training)
         layers = [functools.partial(self._run, rnn, mask, training) for rnn in self.rnns]
         x, states = stack_layers(
             x, layers, residual=self.residual, dropout=self.dropout_layer, training=training
         )  # (batch, src_len, output_dim)
         return x, states, mask
+
+    def _drop_words(self, x):
+        """Zeroes whole word embeddings (batch, src_len, dim) at random, rescaling the rest."""
+        draws = keras.random.uniform(ops.shape(x)[:2], seed=self.word_dropout_seed)
+        keep = ops.cast(draws >= self.word_dropout, x.dtype) / (1.0 - self.word_dropout)
+        return x * keep[:, :, None]
 
     def _run(self, rnn, mask, training, x):
         outputs = rnn(x, mask=mask, training=training)
@@ -99,4 +114,5 @@ class Encoder(keras.layers.Layer):
             "bidirectional": self.bidirectional,
             "dropout": self.dropout,
             "residual": self.residual,
+            "word_dropout": self.word_dropout,
         }

@@ -26,6 +26,16 @@ def check_architecture(
         )
 
 
+def check_shared_embeddings(share_embeddings, source_vocabulary_size, target_vocabulary_size):
+    """Raises ValueError unless shared embeddings have one vocabulary for both sides."""
+    if share_embeddings and source_vocabulary_size != target_vocabulary_size:
+        raise ValueError(
+            f"model.share_embeddings=true needs one vocabulary for both sides (here "
+            f"{source_vocabulary_size} source and {target_vocabulary_size} target ids): "
+            "data.tokenizer.joint=true and data.tokenizer.restrict_vocabulary=false"
+        )
+
+
 def check_bridge(kind):
     """Raises ValueError naming `model.bridge` unless `kind` is one of `BRIDGES`."""
     if kind not in BRIDGES:
@@ -113,6 +123,10 @@ class Translator(keras.Model):
         input_feeding: Luong input feeding (see `Decoder`): slower, a per-step loop, no cuDNN.
         tie_embeddings: the target embedding is the output projection; needs
             embedding_dim == units.
+        share_embeddings: the source and target embeddings are one matrix; needs one
+            vocabulary for both sides (a joint SentencePiece model, unrestricted).
+        source_word_dropout: in training, zero whole source word embeddings with this
+            probability (Sennrich et al., 2016).
 
     Call arguments:
         inputs: {"encoder_token_ids": (batch, src_len), "decoder_token_ids": (batch, tgt_len)}.
@@ -136,9 +150,12 @@ class Translator(keras.Model):
         residual=False,
         input_feeding=False,
         tie_embeddings=False,
+        share_embeddings=False,
+        source_word_dropout=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_shared_embeddings(share_embeddings, source_vocabulary_size, target_vocabulary_size)
         check_architecture(
             units=units,
             bidirectional=bidirectional,
@@ -160,6 +177,8 @@ class Translator(keras.Model):
         self.residual = residual
         self.input_feeding = input_feeding
         self.tie_embeddings = tie_embeddings
+        self.share_embeddings = share_embeddings
+        self.source_word_dropout = source_word_dropout
         # === Layers ===
         encoder_units = units // 2 if bidirectional else units
         self.encoder = Encoder(
@@ -170,6 +189,7 @@ class Translator(keras.Model):
             bidirectional,
             dropout,
             residual,
+            word_dropout=source_word_dropout,
             name="encoder",
         )
         self.bridge = Bridge(bridge, units, decoder_layers, name="bridge")
@@ -184,6 +204,7 @@ class Translator(keras.Model):
             residual,
             input_feeding=input_feeding,
             tie_embeddings=tie_embeddings,
+            embedding=self.encoder.embedding if share_embeddings else None,
             name="decoder",
         )
 
@@ -203,14 +224,23 @@ class Translator(keras.Model):
         """The keras.layers.LSTM layers (input feeding's decoder cells are not among them)."""
         return self.encoder.lstm_layers() + self.decoder.lstm_layers()
 
-    def compile(self, *args, gradient_clip_norm=None, **kwargs):
-        """Keras's compile; `gradient_clip_norm` clips the gradients to that global norm."""
+    def compile(
+        self, *args, gradient_clip_norm=None, accumulator=None, weight_average=None, **kwargs
+    ):
+        """Keras's compile; `gradient_clip_norm` clips the gradients to that global norm.
+
+        `accumulator` (with `add(gradients, tokens) -> due` and `mean()`) makes one update of
+        several batches; `weight_average` (with `update(step)`) hears of every update. Neither is
+        a part of the model: they stay out of its weights files and its export.
+        """
         super().compile(*args, **kwargs)
         self.gradient_clip_norm = gradient_clip_norm
+        object.__setattr__(self, "accumulator", accumulator)  # untracked: see above
+        object.__setattr__(self, "weight_average", weight_average)
 
     def train_step(self, data):
-        """Keras's TensorFlow train step, plus the global gradient norm (logged before clipping)
-        and clipping to `gradient_clip_norm`."""
+        """Keras's TensorFlow train step, plus the global gradient norm (logged before clipping),
+        clipping to `gradient_clip_norm`, accumulation and the weight average (`compile`)."""
         x, y = data[0], data[1]
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
@@ -221,6 +251,15 @@ class Translator(keras.Model):
             )
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        if getattr(self, "accumulator", None) is None:
+            self._apply(gradients)
+        else:
+            due = self.accumulator.add(gradients, tf.math.count_nonzero(y))
+            tf.cond(due, lambda: self._apply(self.accumulator.mean()), lambda: tf.no_op())
+        return self.compute_metrics(x, y, y_pred)
+
+    def _apply(self, gradients):
+        """Clips and applies one update's gradients; logs their norm; updates the average."""
         norm = tf.linalg.global_norm(gradients)
         scale = getattr(self.optimizer, "dynamic_scale", None)  # mixed_float16 loss scaling
         scale = 1.0 if scale is None else scale
@@ -229,7 +268,9 @@ class Translator(keras.Model):
             gradients, _ = tf.clip_by_global_norm(gradients, clip, use_norm=norm)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         self.gradient_norm_tracker.update_state(norm / scale)
-        return self.compute_metrics(x, y, y_pred)
+        if getattr(self, "weight_average", None) is not None:
+            self.weight_average.update(self.optimizer.iterations - 1)
+        return tf.no_op()
 
     # === Incremental decoding (the step function of seq2seq.model.step) ===
     def encode(self, source_ids):
@@ -283,5 +324,7 @@ class Translator(keras.Model):
             "residual": self.residual,
             "input_feeding": self.input_feeding,
             "tie_embeddings": self.tie_embeddings,
+            "share_embeddings": self.share_embeddings,
+            "source_word_dropout": self.source_word_dropout,
             "name": self.name,
         }

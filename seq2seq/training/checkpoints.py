@@ -7,6 +7,7 @@ import numpy as np
 
 from seq2seq.model.weights import load_weights, remove_stale_temp_files, save_weights
 from seq2seq.run_folder import RunFolder
+from seq2seq.training.ema import averaged_weights
 
 
 class CheckpointKeeper(keras.callbacks.Callback):
@@ -16,12 +17,14 @@ class CheckpointKeeper(keras.callbacks.Callback):
     Best is by dev BLEU (`on_dev_bleu`, from `DevEvaluation` after an epoch or batch) once
     there is one, before that by `val_loss`. An epoch whose loss is not finite, or during which
     `stop` (the `StopConditions`) saw training fail, writes nothing: the last good weights stay.
+    With a `weight_average` (`ema.WeightAverage`), the files hold the averaged weights.
     """
 
-    def __init__(self, run_folder, keep, stop=None):
+    def __init__(self, run_folder, keep, stop=None, weight_average=None):
         super().__init__()
         self.folder = RunFolder(run_folder)
         self.stop = stop
+        self.weight_average = weight_average
         remove_stale_temp_files(self.folder.checkpoints)
         self.keep = keep
         self.best = -math.inf  # minus the best validation loss
@@ -31,21 +34,25 @@ class CheckpointKeeper(keras.callbacks.Callback):
         logs = logs or {}
         if not math.isfinite(float(logs.get("loss", 0.0))) or (self.stop and not self.stop.healthy):
             return
-        save_weights(self.model, self.folder.last_weights)
+        self._save(self.folder.last_weights)
         if self.keep:
-            save_weights(self.model, self.folder.epoch_weights(epoch + 1))
+            self._save(self.folder.epoch_weights(epoch + 1))
             self.folder.epoch_weights(epoch + 1 - self.keep).unlink(missing_ok=True)
         loss = logs.get("val_loss", math.inf)
         if self.best_bleu == -math.inf and -loss > self.best:  # no dev BLEU yet
             self.best = -loss
-            save_weights(self.model, self.folder.best_weights)
+            self._save(self.folder.best_weights)
 
     def on_dev_bleu(self, bleu):
         if self.stop and not self.stop.healthy:
             return
         if bleu > self.best_bleu:
             self.best_bleu = bleu
-            save_weights(self.model, self.folder.best_weights)
+            self._save(self.folder.best_weights)
+
+    def _save(self, path):
+        with averaged_weights(self.weight_average):
+            save_weights(self.model, path)
 
     def get_state(self):
         return {"best": self.best, "best_bleu": self.best_bleu}

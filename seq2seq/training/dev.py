@@ -51,7 +51,7 @@ class DevEvaluation(keras.callbacks.Callback):
         # dataset of unknown length (the call that trains it also meets the end of the data).
         step = optimizer_step(self.model)
         n = self.every_n_steps
-        if n and step % n == 0 and step != self.last_step_evaluated:
+        if n and step and step % n == 0 and step != self.last_step_evaluated:
             self.last_step_evaluated = step
             scores = self.evaluate_now(step, tag="dev_by_step")
             log.info("step %d: dev BLEU %.2f, chrF %.2f", step, scores["bleu"], scores["chrf"])

@@ -129,7 +129,9 @@ def _make_callbacks(model, run_folder, trainer, train_stats, position, restored)
         epoch_start=EpochStart(position, restored or None),
         stop=stop,
         statistics=statistics,
-        keeper=CheckpointKeeper(run_folder, trainer.keep_checkpoints, stop),
+        keeper=CheckpointKeeper(
+            run_folder, trainer.keep_checkpoints, stop, getattr(model, "weight_average", None)
+        ),
         listeners=listeners,
     )
 

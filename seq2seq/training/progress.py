@@ -13,6 +13,15 @@ def optimizer_step(model):
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
+def trained_batches(model):
+    """Batches trained, also across resumes: the optimizer's steps, unless several batches
+    make one step (gradient accumulation counts its batches)."""
+    accumulator = getattr(model, "accumulator", None)
+    if accumulator is None:
+        return optimizer_step(model)
+    return int(keras.ops.convert_to_numpy(accumulator.batches))
+
+
 class TrainingStatistics(keras.callbacks.Callback):
     """Adds perplexity (exp of the unsmoothed NLL), learning rate and tokens/s to the logs."""
 
@@ -37,7 +46,7 @@ class TrainingStatistics(keras.callbacks.Callback):
         self.partial = None
         self.epoch_start = time.monotonic() - seconds
         self.batches = batches
-        self.first_step = optimizer_step(self.model) - batches
+        self.first_step = trained_batches(self.model) - batches
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
@@ -54,9 +63,9 @@ class TrainingStatistics(keras.callbacks.Callback):
             keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         )
         logs["seconds"] = seconds
-        # Counted by optimizer steps: Keras skips on_train_batch_end for the last batch of a
-        # dataset of unknown length.
-        self.batches = optimizer_step(self.model) - self.first_step
+        # Counted by the model: Keras skips on_train_batch_end for the last batch of a dataset
+        # of unknown length.
+        self.batches = trained_batches(self.model) - self.first_step
         complete = self._complete_epoch_batches()
         fraction = self.batches / complete if complete else 1.0
         for side, count in self.tokens.items():

@@ -1,7 +1,8 @@
 """Resuming a run exactly where it stopped: mid-epoch, after Ctrl-C or a kill.
 
 A run folder's `checkpoints/resume/` holds a tf.train.Checkpoint of the model (weights and the
-dropout seed-generator states) and the optimizer (slots, iteration count), plus `state.json`:
+dropout seed-generator states), the optimizer (slots, iteration count), the weight average and
+the gradients of a partial accumulation, if any, plus `state.json`:
 complete epochs, batches done of the next one, the metric totals of that partial epoch,
 per-epoch logs, callback states (best scores, plateau and early-stopping counters) and training
 seconds used. It is written after every epoch, every `checkpoint_every_n_steps` batches and at
@@ -47,7 +48,14 @@ class ResumeState:
         # come) are the model's variables that are not weights, saved explicitly.
         weights = {id(w) for w in model.weights}
         seeds = [v for v in model.variables if id(v) not in weights]
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, seeds=seeds)
+        training_state = {  # the weight average and a partial accumulation (model_setup)
+            name: getattr(model, name)
+            for name in ("weight_average", "accumulator")
+            if getattr(model, name, None) is not None
+        }
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer, seeds=seeds, **training_state
+        )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), 2)
 
     def restore(self):
@@ -137,6 +145,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.epoch_start = epoch_start
         self.stop = stop
         self.every_n_steps = every_n_steps
+        self.saved_update = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_step, self.saved_step = epoch, self.epoch_start.offset, None
@@ -149,7 +158,10 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         }
         self.finite = _finite((logs or {}).get("loss")) and self.stop.healthy
         step = optimizer_step(self.model)
-        if self.every_n_steps and step % self.every_n_steps == 0 or self.stop.interrupted:
+        # With gradient accumulation, several batches end at one update: saved after the first.
+        due = self.every_n_steps and step and step % self.every_n_steps == 0
+        if due and step != self.saved_update or self.stop.interrupted:
+            self.saved_update = step
             self._save_mid_epoch()
 
     def on_epoch_end(self, epoch, logs=None):

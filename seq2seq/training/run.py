@@ -18,7 +18,9 @@ import tensorflow_datasets as tfds
 
 from seq2seq import config as config_lib
 from seq2seq.data import pipeline
+from seq2seq.data.filters import PairFilter
 from seq2seq.data.sources import load_configured_splits
+from seq2seq.data.subword_sampling import SubwordSampler
 from seq2seq.data.tokenizers import prepare_tokenizers, vocabulary_size
 from seq2seq.evaluation.scoring import evaluate, split_groups, split_texts
 from seq2seq.files import atomic_write_json, atomic_write_text, writable_dir
@@ -30,7 +32,14 @@ from seq2seq.run_folder import RunFolder, RunLock
 from seq2seq.training import distribute, monitoring, optim
 from seq2seq.training.checkpoints import average_checkpoints
 from seq2seq.training.dev import DevEvaluation
+from seq2seq.training.ema import averaged_weights
 from seq2seq.training.fit import fit
+from seq2seq.training.init_from import (
+    check_same_architecture,
+    initial_run,
+    load_initial_weights,
+    reuse_tokenizers,
+)
 from seq2seq.training.memory import release_training_graphs
 from seq2seq.training.model_setup import build_translator, reseed_host, set_seed
 from seq2seq.training.resume import ResumeState, changed_settings
@@ -60,11 +69,18 @@ def train(config, run_dir) -> dict:
     """
     start = time.monotonic()
     config = with_dev_schedule(validate(config))
+    initial = None
+    if config.trainer.init_from:
+        initial = initial_run(config.trainer.init_from)
+        check_same_architecture(initial[1], config.model, config.trainer.init_from)
     strategy = distribute.make_strategy(config.trainer.strategy)  # before any other TF op
     folder = RunFolder(writable_dir(distribute.worker_run_dir(strategy, run_dir), "hydra.run.dir"))
     with RunLock(folder):
         _start_run(config, folder)
-        run = _build(config, folder, strategy, RunFolder(run_dir).resume)
+        if initial:
+            reuse_tokenizers(initial[0], folder)
+        resume_from = RunFolder(run_dir).resume
+        run = _build(config, folder, strategy, resume_from, initial and initial[2])
         train_ds, val_ds, stats, position = run.datasets
         history, out_of_time = fit(
             run.model,
@@ -86,13 +102,15 @@ def train(config, run_dir) -> dict:
     return metrics
 
 
-def _build(config, folder, strategy, resume_from):
+def _build(config, folder, strategy, resume_from, initial_weights=None):
     replicas = strategy.num_replicas_in_sync
     splits, toks, (train_ds, val_ds, stats, position) = prepare_data(config, folder, replicas)
     reseed_host(config.seed)  # preparing a TFDS data set the first time draws numbers
     train_ds, val_ds = (distribute.pad_batches(ds, replicas) for ds in (train_ds, val_ds))
     with strategy.scope():  # every variable, the optimizer's slots included
         model = build_model(config, toks, train_ds)
+        if initial_weights:  # a resumed run's state then replaces them
+            load_initial_weights(model, initial_weights)
         agree = None
         if config.trainer.strategy == "multi_worker":
             agree = distribute.resume_agreement(strategy)
@@ -102,7 +120,8 @@ def _build(config, folder, strategy, resume_from):
         distribute.use_training_loop(model, strategy)
     translator = make_translator(model, toks, config.decode)
     translate_fn = tf.function(translator.translate, input_signature=TEXT_SIGNATURE)
-    dev = _dev_evaluation(config, translator, translate_fn, splits["validation"], folder)
+    average = getattr(model, "weight_average", None)
+    dev = _dev_evaluation(config, translator, translate_fn, splits["validation"], folder, average)
     datasets = (train_ds, val_ds, stats, position)
     return _Run(splits, datasets, model, translator, translate_fn, dev, resume_state)
 
@@ -147,7 +166,7 @@ def prepare_data(config, run_folder, num_replicas=1):
     `pipeline.make_datasets`'s training and validation batches, statistics and data position."""
     splits = load_configured_splits(config.data)
     tokenizer = config.data.tokenizer
-    toks, _ = prepare_tokenizers(
+    toks, paths = prepare_tokenizers(
         splits["train"],
         RunFolder(run_folder).tokenizers,
         vocab_size=tokenizer.vocab_size,
@@ -156,6 +175,9 @@ def prepare_data(config, run_folder, num_replicas=1):
         restrict_vocabulary=tokenizer.restrict_vocabulary,
         max_sentences=tokenizer.max_sentences,
     )
+    samplers = None
+    if tokenizer.sample_alpha:
+        samplers = [SubwordSampler(p, tokenizer.sample_alpha, tokenizer.nbest_size) for p in paths]
     data = config.data
     datasets = pipeline.make_datasets(
         splits,
@@ -169,6 +191,8 @@ def prepare_data(config, run_folder, num_replicas=1):
         pad_to_multiple=data.pad_to_multiple,
         seed=config.seed,
         num_replicas=num_replicas,
+        pair_filter=PairFilter(data.drop_long_pairs, data.max_length_ratio),
+        samplers=samplers,
     )
     return splits, toks, datasets
 
@@ -183,6 +207,8 @@ def build_model(config, toks, train_ds):
         label_smoothing=trainer.label_smoothing,
         clipnorm=trainer.clipnorm,
         param_init=config.model.param_init,
+        accumulate_steps=trainer.accumulate_steps,
+        ema_decay=trainer.ema_decay,
         **config.model.architecture(),
     )
 
@@ -190,7 +216,8 @@ def build_model(config, toks, train_ds):
 def _optimizer(trainer, train_ds):
     total_steps = 0
     if trainer.schedule == "cosine":
-        total_steps = trainer.epochs * pipeline.count_batches(train_ds)
+        batches = trainer.epochs * pipeline.count_batches(train_ds)
+        total_steps = batches // trainer.accumulate_steps  # the schedule counts updates
     schedule = optim.learning_rate_schedule(
         trainer.schedule,
         trainer.learning_rate,
@@ -207,6 +234,10 @@ def load_final_weights(model, run_folder, trainer):
     writing the average of the last K epoch checkpoints first when asked; returns which."""
     folder = RunFolder(run_folder)
     described = "last"  # the model's own weights: the last epoch's
+    average = getattr(model, "weight_average", None)
+    if average is not None:  # as the checkpoint files hold
+        average.copy_to_weights()
+        described = "last (moving average)"
     if trainer.average_last_checkpoints > 1:
         paths = folder.last_epoch_weights(trainer.average_last_checkpoints)
         average_checkpoints(model, paths)
@@ -238,26 +269,29 @@ def _start_run(config, folder):
     monitoring.write_hparams(str(folder.tensorboard), hparams, folder.path.name)
 
 
-def _dev_evaluation(config, translator, translate_fn, validation, folder):
-    """The DevEvaluation callback: BLEU/chrF on at most K dev sentences, samples, attention."""
+def _dev_evaluation(config, translator, translate_fn, validation, folder, weight_average):
+    """The DevEvaluation callback: BLEU/chrF on at most K dev sentences, samples, attention;
+    of the averaged weights when there is a `weight_average`."""
     limit = config.trainer.validation_max_sentences
     sources, references = split_texts(validation, limit)
     groups = split_groups(validation, limit)
     n = config.trainer.tensorboard_samples
 
     def scores():
-        return evaluate(
-            translate_fn,
-            sources,
-            references,
-            batch_size=config.decode.batch_size,
-            parallel=config.decode.parallel_batches,
-            groups=groups,
-        )[0]
+        with averaged_weights(weight_average):
+            return evaluate(
+                translate_fn,
+                sources,
+                references,
+                batch_size=config.decode.batch_size,
+                parallel=config.decode.parallel_batches,
+                groups=groups,
+            )[0]
 
     def samples(writer, step):
         if n:
-            found = monitoring.attention_samples(translator, sources[:n])
+            with averaged_weights(weight_average):
+                found = monitoring.attention_samples(translator, sources[:n])
             monitoring.write_samples(writer, found, references[:n], step)
 
     return DevEvaluation(

@@ -84,6 +84,42 @@ def _check_relations(config):
             f"trainer.profile_steps={steps}: must be [first, last] with 0 < first <= last"
         )
     check_architecture(**model.architecture())
+    _check_sampling(config.data.tokenizer)
+    _check_shared_embeddings(model, config.data.tokenizer)
+    _check_accumulation(trainer)
+
+
+def _check_shared_embeddings(model, tokenizer):
+    if model.share_embeddings and not (tokenizer.joint and not tokenizer.restrict_vocabulary):
+        raise ValueError(
+            "model.share_embeddings=true needs one vocabulary for both sides: "
+            "data.tokenizer.joint=true and data.tokenizer.restrict_vocabulary=false (they are "
+            f"{str(tokenizer.joint).lower()} and {str(tokenizer.restrict_vocabulary).lower()})"
+        )
+
+
+def _check_accumulation(trainer):
+    if trainer.accumulate_steps == 1:
+        return
+    if trainer.strategy != "default":
+        raise ValueError(
+            f"trainer.accumulate_steps={trainer.accumulate_steps} needs trainer.strategy=default "
+            f"(it is {trainer.strategy!r}): the replicas' gradients are not accumulated"
+        )
+    if trainer.precision == "mixed_float16":
+        raise ValueError(
+            f"trainer.accumulate_steps={trainer.accumulate_steps} cannot go with "
+            "trainer.precision=mixed_float16 (its loss scale changes between batches); "
+            "use mixed_bfloat16 or float32"
+        )
+
+
+def _check_sampling(tokenizer):
+    if tokenizer.sample_alpha and tokenizer.model_type != "unigram":
+        raise ValueError(
+            f"data.tokenizer.sample_alpha={tokenizer.sample_alpha} needs "
+            f"data.tokenizer.model_type=unigram (it is {tokenizer.model_type!r})"
+        )
 
 
 def with_dev_schedule(config):
